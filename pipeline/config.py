@@ -1,0 +1,279 @@
+"""Typed pipeline configuration, loaded from YAML and validated before any TFX work starts.
+
+A run is described by data, not code: the data source, the features and how each is transformed, the
+model's hyper-parameters, the evaluation thresholds and slices, and where the model is served. Every
+model rejects unknown keys, so a typo fails loudly instead of being silently ignored, and `load()`
+turns pydantic's errors into one message per problem naming the key, the value and the fix.
+
+The trainer never imports this module: `PipelineConfig.trainer_config()` flattens what Transform and
+Trainer need into a plain dict that travels through TFX's `custom_config`.
+"""
+from __future__ import annotations
+
+import csv
+import os
+from pathlib import Path
+from typing import Any, Literal, Optional
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+#: Names become TFX component ids, MLMD contexts and TF Serving model names: keep them path-safe.
+_SAFE_NAME = r"^[A-Za-z][A-Za-z0-9_\-]{0,62}$"
+
+
+class ConfigError(ValueError):
+    """A configuration file that cannot be used, with a message that says where and how to fix it."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DataConfig(_Strict):
+    """Where the examples come from and how ExampleGen splits them."""
+
+    path: str = Field(description="Directory (or single file) holding the input data.")
+    format: Literal["csv", "parquet", "tfrecord"] = "csv"
+    #: Hash-bucket ratio of the train and eval splits, as ExampleGen's SplitConfig expects.
+    train_buckets: int = Field(4, ge=1)
+    eval_buckets: int = Field(1, ge=1)
+
+
+class FeatureConfig(_Strict):
+    """One raw input column and the transform applied to it.
+
+    numeric: missing values are imputed with the training mean, then z-scored.
+    categorical: a vocabulary computed on the training data (`top_k` most frequent values), with
+    `oov_buckets` hash buckets for values never seen in training.
+    """
+
+    name: str
+    type: Literal["numeric", "categorical"]
+    oov_buckets: int = Field(1, ge=1)
+    top_k: Optional[int] = Field(None, ge=1)
+    embedding_dim: Optional[int] = Field(None, ge=1)
+
+    @model_validator(mode="after")
+    def _categorical_only_options(self) -> "FeatureConfig":
+        if self.type == "numeric" and (self.top_k or self.embedding_dim):
+            raise ValueError(f"feature '{self.name}': top_k/embedding_dim apply to categorical features only")
+        return self
+
+
+class LabelConfig(_Strict):
+    """The column to predict and its classes; class ids follow the order given here."""
+
+    name: str
+    classes: list[str] = Field(min_length=2)
+
+    @field_validator("classes")
+    @classmethod
+    def _unique(cls, classes: list[str]) -> list[str]:
+        if len(set(classes)) != len(classes):
+            raise ValueError("label classes must be unique")
+        return classes
+
+
+class ModelConfig(_Strict):
+    """Hyper-parameters of the Keras classifier built by `trainer.model.build_model`."""
+
+    hidden_units: list[int] = Field(default_factory=lambda: [32, 16], min_length=1)
+    dropout: float = Field(0.1, ge=0.0, lt=1.0)
+    learning_rate: float = Field(0.01, gt=0.0)
+    batch_size_per_replica: int = Field(32, ge=1)
+    epochs: int = Field(50, ge=1)
+    early_stopping_patience: int = Field(5, ge=1)
+    seed: int = 42
+
+
+class ThresholdConfig(_Strict):
+    """Blessing rules for one metric: an absolute floor and the largest allowed drop vs the baseline."""
+
+    lower_bound: Optional[float] = None
+    upper_bound: Optional[float] = None
+    #: Allowed change against the last blessed model (e.g. -0.02 lets accuracy fall by two points).
+    max_decrease: Optional[float] = Field(None, ge=0.0)
+
+
+class EvaluationConfig(_Strict):
+    """What TFMA computes and what a model must reach to be blessed."""
+
+    slices: list[list[str]] = Field(default_factory=list)
+    thresholds: dict[str, ThresholdConfig] = Field(
+        default_factory=lambda: {"sparse_categorical_accuracy": ThresholdConfig(lower_bound=0.7)}
+    )
+
+
+class ValidationConfig(_Strict):
+    """Data validation: the curated schema and the drift/skew tolerances that stop a run."""
+
+    #: Text-proto Schema under configs/; when set, ImportSchemaGen replaces SchemaGen.
+    schema_path: Optional[str] = None
+    #: L-infinity distance allowed between this span and the previous one, per categorical feature.
+    drift: dict[str, float] = Field(default_factory=dict)
+    #: Jensen-Shannon divergence allowed, per numeric feature.
+    drift_js: dict[str, float] = Field(default_factory=dict)
+    #: Stop the run before Trainer when anomalies are found (false: report only).
+    fail_on_anomalies: bool = True
+
+
+class BeamConfig(_Strict):
+    """Apache Beam options for the data-heavy components (ExampleGen, StatisticsGen, Transform, Evaluator)."""
+
+    args: list[str] = Field(default_factory=lambda: ["--direct_running_mode=in_memory", "--direct_num_workers=1"])
+
+
+class KubeflowConfig(_Strict):
+    """How `tfxpipe compile --target kubeflow` packages the pipeline."""
+
+    image: str = "ghcr.io/tfxpipe/pipeline:0.1.0"
+    pipeline_root: str = "gs://YOUR_BUCKET/tfxpipe"
+    serving_base_dir: str = "gs://YOUR_BUCKET/tfxpipe/serving_model"
+    data_path: Optional[str] = None
+    beam_args: list[str] = Field(default_factory=list)
+    cpu: Optional[str] = None
+    memory: Optional[str] = None
+    gpus: int = Field(0, ge=0)
+
+
+class PipelineConfig(_Strict):
+    """A whole run: one YAML file under configs/."""
+
+    pipeline_name: str = Field(pattern=_SAFE_NAME)
+    model_name: str = Field(pattern=_SAFE_NAME)
+    data: DataConfig
+    features: list[FeatureConfig] = Field(min_length=1)
+    label: LabelConfig
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    evaluation: EvaluationConfig = Field(default_factory=EvaluationConfig)
+    validation: ValidationConfig = Field(default_factory=ValidationConfig)
+    beam: BeamConfig = Field(default_factory=BeamConfig)
+    kubeflow: KubeflowConfig = Field(default_factory=KubeflowConfig)
+
+    @model_validator(mode="after")
+    def _names_are_consistent(self) -> "PipelineConfig":
+        names = [f.name for f in self.features]
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise ValueError(f"features listed twice: {duplicates}")
+        if self.label.name in names:
+            raise ValueError(f"label '{self.label.name}' is also listed as a feature")
+        for slice_keys in self.evaluation.slices:
+            unknown = [k for k in slice_keys if k not in names]
+            if unknown:
+                raise ValueError(f"evaluation.slices names unknown features {unknown}; known: {names}")
+        return self
+
+    def feature(self, name: str) -> FeatureConfig:
+        return next(f for f in self.features if f.name == name)
+
+    def trainer_config(self) -> dict[str, Any]:
+        """The plain-data view Transform and Trainer receive through `custom_config`."""
+        return {
+            "features": [f.model_dump() for f in self.features],
+            "label": self.label.model_dump(),
+            "model": self.model.model_dump(),
+        }
+
+
+def _describe(error: dict[str, Any]) -> str:
+    where = ".".join(str(p) for p in error["loc"]) or "(top level)"
+    kind = error["type"]
+    value = error.get("input")
+    if kind == "extra_forbidden":
+        return f"{where}: unknown key (value {value!r}); remove it or check its spelling against the README"
+    if kind == "missing":
+        return f"{where}: required key is missing; add it"
+    return f"{where}: {error['msg']} (got {value!r})"
+
+
+def _resolve(path: str, base: Path) -> Path:
+    p = Path(os.path.expanduser(path))
+    return p if p.is_absolute() else (base / p)
+
+
+def _is_remote(path: str) -> bool:
+    return "://" in path
+
+
+def _check_data(cfg: PipelineConfig, data_path: Path) -> None:
+    """Fail fast on a missing data location, and on CSV headers that lack configured columns."""
+    if not data_path.exists():
+        raise ConfigError(f"data.path: {str(data_path)!r} does not exist; point it (or --data) at your data directory")
+    if cfg.data.format != "csv":
+        return
+    files = [data_path] if data_path.is_file() else sorted(data_path.glob("*.csv"))
+    if not files:
+        raise ConfigError(f"data.path: no *.csv file in {str(data_path)!r}; add one or set data.format")
+    with open(files[0], newline="") as f:
+        header = next(csv.reader(f), [])
+    if not header:
+        raise ConfigError(f"data.path: {str(files[0])!r} is empty; it needs a header row and data")
+    wanted = [cfg.label.name] + [f.name for f in cfg.features]
+    missing = [c for c in wanted if c not in header]
+    if missing:
+        key = "label.name" if cfg.label.name in missing else "features"
+        raise ConfigError(
+            f"{key}: column(s) {missing} not in the header of {str(files[0])!r} (columns: {header}); "
+            "fix the config or the data"
+        )
+
+
+def load(path: str | os.PathLike, *, data: Optional[str] = None, check_data: bool = True) -> "LoadedConfig":
+    """Parse and validate a YAML config; relative paths are resolved against the project root.
+
+    `data` overrides `data.path` (the CLI's `--data`). Raises ConfigError with one line per problem.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file {str(path)!r} not found; pass one of configs/*.yaml")
+    try:
+        raw = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: the top level must be a mapping of keys, got {type(raw).__name__}")
+    if data is not None:
+        raw.setdefault("data", {})
+        if isinstance(raw["data"], dict):
+            raw["data"]["path"] = data
+    try:
+        cfg = PipelineConfig.model_validate(raw)
+    except ValidationError as exc:
+        problems = "\n".join(f"  - {_describe(e)}" for e in exc.errors())
+        raise ConfigError(f"{path}: invalid configuration:\n{problems}") from None
+
+    base = project_root(path)
+    data_path = cfg.data.path if _is_remote(cfg.data.path) else str(_resolve(cfg.data.path, base if data is None else Path.cwd()))
+    if check_data and not _is_remote(data_path):
+        _check_data(cfg, Path(data_path))
+    schema_path = None
+    if cfg.validation.schema_path:
+        schema_path = str(_resolve(cfg.validation.schema_path, base))
+        if not Path(schema_path).is_file():
+            raise ConfigError(
+                f"validation.schema_path: {schema_path!r} not found; write a curated schema there or remove the key"
+            )
+    return LoadedConfig(cfg=cfg, source=path.resolve(), data_path=data_path, schema_path=schema_path)
+
+
+def project_root(config_path: Path) -> Path:
+    """Configs live in <root>/configs/; paths inside them are relative to <root>."""
+    config_dir = config_path.resolve().parent
+    return config_dir.parent if config_dir.name == "configs" else config_dir
+
+
+class LoadedConfig(BaseModel):
+    """A validated config plus the absolute locations derived from where it was loaded."""
+
+    model_config = ConfigDict(frozen=True)
+
+    cfg: PipelineConfig
+    source: Path
+    data_path: str
+    schema_path: Optional[str] = None
+
+    @property
+    def name(self) -> str:
+        return self.source.stem
