@@ -110,10 +110,11 @@ class ValidationConfig(_Strict):
 
     #: Text-proto Schema under configs/; when set, ImportSchemaGen replaces SchemaGen.
     schema_path: Optional[str] = None
-    #: L-infinity distance allowed between this span and the previous one, per categorical feature.
+    #: Largest distance allowed between this data's train split and the last validated data, per feature
+    #: (L-infinity for categorical features, Jensen-Shannon divergence for numeric ones).
     drift: dict[str, float] = Field(default_factory=dict)
-    #: Jensen-Shannon divergence allowed, per numeric feature.
-    drift_js: dict[str, float] = Field(default_factory=dict)
+    #: Largest distance allowed between the train and eval splits of this data, per feature (same metrics).
+    skew: dict[str, float] = Field(default_factory=dict)
     #: Stop the run before Trainer when anomalies are found (false: report only).
     fail_on_anomalies: bool = True
 
@@ -159,6 +160,10 @@ class PipelineConfig(_Strict):
             raise ValueError(f"features listed twice: {duplicates}")
         if self.label.name in names:
             raise ValueError(f"label '{self.label.name}' is also listed as a feature")
+        for key, thresholds in (("validation.drift", self.validation.drift), ("validation.skew", self.validation.skew)):
+            unknown = [k for k in thresholds if k not in names]
+            if unknown:
+                raise ValueError(f"{key} names unknown features {unknown}; known: {names}")
         for slice_keys in self.evaluation.slices:
             unknown = [k for k in slice_keys if k not in names]
             if unknown:

@@ -1,0 +1,57 @@
+"""Render a `RunResult` for the terminal: components, anomalies, metrics, blessing and push."""
+from __future__ import annotations
+
+from rich.console import Console
+from rich.table import Table
+
+from pipeline.run_outcome import RunResult
+
+_HEADLINE_METRICS = ("sparse_categorical_accuracy", "sparse_categorical_crossentropy", "example_count")
+
+
+def _metrics_table(result: RunResult) -> Table:
+    table = Table(title="Evaluation (TFMA, eval split)", title_justify="left")
+    table.add_column("slice")
+    for metric in _HEADLINE_METRICS:
+        table.add_column(metric.replace("sparse_categorical_", ""), justify="right")
+    for slice_name, values in result.metrics.items():
+        table.add_row(slice_name, *(f"{values[m]:.4g}" if m in values else "-" for m in _HEADLINE_METRICS))
+    return table
+
+
+def _per_class_lines(result: RunResult) -> list[str]:
+    overall = result.metrics.get("Overall", {})
+    lines = []
+    for key in sorted(k for k in overall if "/class_" in k):
+        lines.append(f"  {key}: {overall[key]:.4g}")
+    return lines
+
+
+def print_run_summary(result: RunResult, console: Console | None = None) -> None:
+    console = console or Console()
+    console.print()
+    status = "[green]succeeded[/]" if result.succeeded else "[red]FAILED[/]"
+    console.print(f"[bold]Run {status}[/] in {result.seconds:.0f}s", highlight=False)
+    for component in result.components:
+        console.print(f"  {component.node_id:<40} {component.state:<9} {component.seconds:6.1f}s", highlight=False)
+    console.print()
+    console.print("[bold]Data validation[/]")
+    console.print(result.validation_report or "  (not reached)", highlight=False, markup=False)
+    if result.data_rejected:
+        console.print("[red]Data rejected: nothing was trained or pushed; the last pushed model is unchanged.[/]")
+    if result.metrics:
+        console.print()
+        console.print(_metrics_table(result))
+        per_class = _per_class_lines(result)
+        if per_class:
+            console.print("Per class (overall):")
+            console.print("\n".join(per_class), highlight=False)
+    if result.blessed is not None:
+        console.print(f"Model blessed: {'[green]yes[/]' if result.blessed else '[red]no[/] (thresholds not met; not pushed)'}")
+    if result.pushed_path:
+        console.print(f"Pushed to: {result.pushed_path}", highlight=False)
+    if result.error and not result.data_rejected:
+        console.print("[red]error:[/]", end=" ")
+        console.print(result.error, highlight=False, markup=False)
+    if result.log_file:
+        console.print(f"Full log: {result.log_file}", highlight=False)

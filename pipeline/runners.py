@@ -1,0 +1,84 @@
+"""Run the shared pipeline on this machine (LocalDagRunner or BeamDagRunner) and collect the outcome.
+
+`run_local()` is what `tfxpipe run` calls. It lays out the work directory, builds the pipeline with
+`create_pipeline`, runs it with a live progress view, and returns a `RunResult` read back from the
+metadata store (component states and timings, anomalies, metrics, blessing, pushed path) — the
+store, not the log, is the record of what happened.
+"""
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import time
+from pathlib import Path
+from typing import Optional
+
+from pipeline import progress, run_outcome
+from pipeline.config import LoadedConfig
+from pipeline.pipeline import PipelinePaths, create_pipeline
+
+logger = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass(frozen=True)
+class Workdir:
+    """The layout of `runs/<config name>/`: everything one config's local runs produce."""
+
+    root: Path
+
+    @property
+    def pipeline_root(self) -> Path:
+        return self.root / "pipeline_root"
+
+    @property
+    def metadata_path(self) -> Path:
+        return self.root / "metadata.sqlite"
+
+    @property
+    def serving_dir(self) -> Path:
+        return self.root / "serving_model"
+
+    @property
+    def log_dir(self) -> Path:
+        return self.root / "logs"
+
+
+def default_workdir(loaded: LoadedConfig) -> Path:
+    return Path("runs") / loaded.name
+
+
+def pipeline_paths(loaded: LoadedConfig, workdir: Workdir) -> PipelinePaths:
+    return PipelinePaths(
+        pipeline_root=str(workdir.pipeline_root.resolve()),
+        data_path=loaded.data_path,
+        serving_dir=str(workdir.serving_dir.resolve()),
+        schema_path=loaded.schema_path,
+        metadata_path=str(workdir.metadata_path.resolve()),
+    )
+
+
+def run_local(loaded: LoadedConfig, *, workdir: Optional[str | os.PathLike] = None, runner: str = "local",
+              extra_beam_args: Optional[list[str]] = None, verbose: int = 0,
+              show_progress: bool = True) -> run_outcome.RunResult:
+    """Run the pipeline here; never raises for a failed component, the result says what failed."""
+    from tfx import v1 as tfx
+
+    layout = Workdir(Path(workdir) if workdir else default_workdir(loaded))
+    for directory in (layout.pipeline_root, layout.serving_dir, layout.log_dir):
+        directory.mkdir(parents=True, exist_ok=True)
+    beam_args = list(loaded.cfg.beam.args) + list(extra_beam_args or [])
+    tfx_pipeline = create_pipeline(loaded, pipeline_paths(loaded, layout), beam_args=beam_args)
+    dag_runner = (tfx.orchestration.LocalDagRunner() if runner == "local"
+                  else tfx.orchestration.experimental.BeamDagRunner())
+    log_file = layout.log_dir / time.strftime("run-%Y%m%d-%H%M%S.log")
+    error: Optional[BaseException] = None
+    started = time.time()
+    with progress.ComponentProgress(log_file, enabled=show_progress, verbose=verbose):
+        try:
+            dag_runner.run(tfx_pipeline)
+        except Exception as exc:  # noqa: BLE001 - the result carries the failure to the caller
+            logger.debug("pipeline failed", exc_info=True)
+            error = exc
+    return run_outcome.collect(loaded, layout.metadata_path, layout.serving_dir, started=started,
+                               error=error, log_file=log_file)
