@@ -7,11 +7,9 @@ is wrong, so Transform, Trainer and Pusher never run on bad data. When the data 
 its statistics as `validated_statistics`; the next run resolves the latest of those as its drift
 baseline, so a rejected data set can never become the reference.
 """
-from __future__ import annotations
-
 import json
 import os
-from typing import Optional
+from typing import Dict, Optional
 
 import tensorflow_data_validation as tfdv
 from tensorflow_metadata.proto.v0 import anomalies_pb2, schema_pb2, statistics_pb2
@@ -71,13 +69,15 @@ def check_data(
     schema: schema_pb2.Schema,
     anomalies: types.Artifact,
     baseline_statistics: Optional[types.Artifact],
-    drift: dict[str, float],
-    skew: dict[str, float],
+    drift: Dict[str, float],
+    skew: Dict[str, float],
 ) -> dict[str, anomalies_pb2.Anomalies]:
     """Every check's findings, keyed by a human title, in the order a reader should see them."""
     splits = artifact_utils.decode_split_names(statistics.split_names)
     sections = {f"schema ({split} split)": _schema_anomalies(anomalies, split) for split in splits}
     train = _split_statistics(statistics, _TRAIN)
+    if drift and baseline_statistics is None:
+        sections["drift: skipped, no validated data yet (first run)"] = anomalies_pb2.Anomalies()
     if drift and baseline_statistics is not None:
         baseline = _split_statistics(baseline_statistics, _TRAIN)
         found = tfdv.validate_statistics(train, _with_comparators(schema, drift, "drift"), previous_statistics=baseline)
@@ -95,7 +95,7 @@ def DataValidationGate(  # pylint: disable=invalid-name
     schema: InputArtifact[standard_artifacts.Schema],
     anomalies: InputArtifact[standard_artifacts.ExampleAnomalies],
     validated_statistics: OutputArtifact[standard_artifacts.ExampleStatistics],
-    baseline_statistics: Optional[InputArtifact[standard_artifacts.ExampleStatistics]] = None,
+    baseline_statistics: InputArtifact[standard_artifacts.ExampleStatistics] = None,
     drift_thresholds: Parameter[str] = "{}",
     skew_thresholds: Parameter[str] = "{}",
     fail_on_anomalies: Parameter[bool] = True,

@@ -4,6 +4,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import warnings
 from typing import Iterator
 
 import click
@@ -12,6 +13,9 @@ import click
 def setup_logging(verbose: int) -> None:
     """Hide TensorFlow's start-up noise unless -v was given (called by the CLI, never at import)."""
     if verbose == 0:
+        # Google client libraries warn about Python 3.10 on every import; TFX 1.16 requires it.
+        warnings.filterwarnings("ignore", category=FutureWarning)
+        warnings.filterwarnings("ignore", category=UserWarning)
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
         os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
         level = logging.WARNING

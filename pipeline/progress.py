@@ -27,19 +27,27 @@ class _ProgressHandler(logging.Handler):
         self._current: Optional[str] = None
         self._started = 0.0
         self._cached = False
+        self._status = None
 
     def emit(self, record: logging.LogRecord) -> None:
         message = record.getMessage()
         if match := _STARTED.match(message):
             self._current, self._started, self._cached = match.group(1), time.time(), False
-            self._console.print(f"  [cyan]…[/] {self._current:<40} running", highlight=False)
+            self._status = self._console.status(f"{self._current} running…")
+            self._status.start()
         elif _CACHED.match(message):
             self._cached = True
         elif (match := _FINISHED.match(message)) and match.group(1) == self._current:
-            state = "[dim]cached[/]" if self._cached else "[green]done[/]"
-            self._console.print(f"  [green]✓[/] {self._current:<40} {state}  {time.time() - self._started:6.1f}s",
+            self.stop_status()
+            state = "[dim]cached[/]" if self._cached else "[green]done[/]  "
+            self._console.print(f"  [green]✓[/] {self._current:<40} {state} {time.time() - self._started:6.1f}s",
                                 highlight=False)
             self._current = None
+
+    def stop_status(self) -> None:
+        if self._status is not None:
+            self._status.stop()
+            self._status = None
 
     @property
     def current(self) -> Optional[str]:
@@ -60,6 +68,7 @@ class ComponentProgress:
     def __enter__(self) -> "ComponentProgress":
         from absl import logging as absl_logging
 
+        self._absl_verbosity = absl_logging.get_verbosity()
         absl_logging.set_verbosity(absl_logging.INFO)
         root = logging.getLogger()
         if not self._verbose:  # silence console handlers (absl's included); the file keeps everything
@@ -80,7 +89,12 @@ class ComponentProgress:
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:
+        from absl import logging as absl_logging
+
         root = logging.getLogger()
+        absl_logging.set_verbosity(self._absl_verbosity)
+        if self._enabled:
+            self._progress.stop_status()
         if self._enabled and self._progress.current:
             self._console.print(f"  [red]✗[/] {self._progress.current:<40} [red]failed[/]", highlight=False)
         for handler in self._handlers:

@@ -83,8 +83,11 @@ def latest_run_components(store: metadata_store.MetadataStore) -> list[Component
             key = event.path.steps[0].key if event.path.steps else ""
             outputs.setdefault(key, []).append(artifacts[event.artifact_id])
         seconds = (execution.last_update_time_since_epoch - execution.create_time_since_epoch) / 1000
-        results.append(ComponentRun(node_names.get(execution.id, execution.type), _STATE_NAMES.get(
-            execution.last_known_state, "unknown"), seconds, outputs))
+        node_id = node_names.get(execution.id, execution.type)
+        state = _STATE_NAMES.get(execution.last_known_state, "unknown")
+        if state == "failed" and node_id.endswith("_resolver"):
+            state = "empty"  # nothing to resolve yet (first run): TFX records that as a failed resolution
+        results.append(ComponentRun(node_id, state, seconds, outputs))
     return results
 
 
