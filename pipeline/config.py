@@ -125,17 +125,31 @@ class BeamConfig(_Strict):
     args: list[str] = Field(default_factory=lambda: ["--direct_running_mode=in_memory", "--direct_num_workers=1"])
 
 
+class ResourcesConfig(_Strict):
+    """Container resources for one component on Kubeflow (limits, as KFP's ResourceSpec takes them)."""
+
+    cpu: Optional[float] = Field(None, gt=0)
+    memory_gb: Optional[float] = Field(None, gt=0)
+    gpus: int = Field(0, ge=0)
+    gpu_type: str = "nvidia.com/gpu"
+
+
 class KubeflowConfig(_Strict):
-    """How `tfxpipe compile --target kubeflow` packages the pipeline."""
+    """How `tfxpipe compile --target kubeflow` packages the pipeline for Kubeflow Pipelines (v2)."""
 
     image: str = "ghcr.io/tfxpipe/pipeline:0.1.0"
-    pipeline_root: str = "gs://YOUR_BUCKET/tfxpipe"
+    #: Object-store URI (gs://, s3://, minio://) where components write artifacts.
+    pipeline_root: str = "gs://YOUR_BUCKET/tfxpipe/pipeline_root"
+    #: Where Pusher writes <model_name>/<version>/ for TF Serving to load.
     serving_base_dir: str = "gs://YOUR_BUCKET/tfxpipe/serving_model"
+    #: Data location seen from the cluster; default: the bundled data inside the image.
     data_path: Optional[str] = None
-    beam_args: list[str] = Field(default_factory=list)
-    cpu: Optional[str] = None
-    memory: Optional[str] = None
-    gpus: int = Field(0, ge=0)
+    #: Where the project lives inside the image (configs/ and data/ are resolved against it).
+    project_root: str = "/app"
+    #: Beam options for the data components, e.g. ["--runner=DataflowRunner", "--project=…", "--region=…"].
+    beam_args: list[str] = Field(default_factory=lambda: ["--direct_running_mode=multi_processing", "--direct_num_workers=0"])
+    #: Per-component resources by component id (e.g. Trainer: {gpus: 2}); "default" applies to the rest.
+    resources: dict[str, ResourcesConfig] = Field(default_factory=dict)
 
 
 class PipelineConfig(_Strict):
