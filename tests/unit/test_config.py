@@ -1,0 +1,123 @@
+"""Config parsing: valid configs load, and every kind of mistake names the key, the value and the fix."""
+import shutil
+from pathlib import Path
+
+import pytest
+import yaml
+
+from pipeline import config
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    """A throwaway project root holding a copy of the penguin config, schema and data."""
+    (tmp_path / "configs" / "schemas").mkdir(parents=True)
+    shutil.copy(ROOT / "configs/penguin.yaml", tmp_path / "configs/penguin.yaml")
+    shutil.copy(ROOT / "configs/schemas/penguin.pbtxt", tmp_path / "configs/schemas/penguin.pbtxt")
+    shutil.copytree(ROOT / "data/penguins", tmp_path / "data/penguins")
+    return tmp_path
+
+
+def _edit(project: Path, change) -> Path:
+    path = project / "configs/penguin.yaml"
+    raw = yaml.safe_load(path.read_text())
+    change(raw)
+    path.write_text(yaml.safe_dump(raw))
+    return path
+
+
+@pytest.mark.parametrize("name", ["penguin", "wine"])
+def test_bundled_configs_load(name):
+    loaded = config.load(ROOT / f"configs/{name}.yaml")
+    assert loaded.name == name
+    assert Path(loaded.data_path).is_dir()
+    assert loaded.cfg.label.classes
+
+
+def test_paths_resolve_against_project_root(project):
+    loaded = config.load(project / "configs/penguin.yaml")
+    assert loaded.data_path == str(project / "data/penguins")
+    assert loaded.schema_path == str(project / "configs/schemas/penguin.pbtxt")
+
+
+def test_trainer_config_is_plain_data(project):
+    trainer_config = config.load(project / "configs/penguin.yaml").cfg.trainer_config()
+    assert yaml.safe_load(yaml.safe_dump(trainer_config)) == trainer_config
+    assert trainer_config["label"] == {"name": "species", "classes": ["Adelie", "Chinstrap", "Gentoo"]}
+    assert {f["name"] for f in trainer_config["features"]} >= {"island", "body_mass_g"}
+
+
+def test_unknown_key_names_key_and_fix(project):
+    path = _edit(project, lambda raw: raw["model"].update(learning_rat=0.1))
+    with pytest.raises(config.ConfigError, match=r"model\.learning_rat: unknown key .*0\.1.*remove it"):
+        config.load(path)
+
+
+def test_wrong_type_names_key_and_value(project):
+    path = _edit(project, lambda raw: raw["model"].update(epochs="many"))
+    with pytest.raises(config.ConfigError, match=r"model\.epochs: .*integer.*'many'"):
+        config.load(path)
+
+
+def test_missing_required_key(project):
+    path = _edit(project, lambda raw: raw.pop("label"))
+    with pytest.raises(config.ConfigError, match=r"label: required key is missing"):
+        config.load(path)
+
+
+def test_label_that_is_not_a_column(project):
+    path = _edit(project, lambda raw: raw["label"].update(name="genus"))
+    with pytest.raises(config.ConfigError, match=r"label\.name: column\(s\) \['genus'\] not in the header"):
+        config.load(path)
+
+
+def test_feature_that_is_not_a_column(project):
+    path = _edit(project, lambda raw: raw["features"].append({"name": "beak_colour", "type": "categorical"}))
+    with pytest.raises(config.ConfigError, match=r"features: column\(s\) \['beak_colour'\]"):
+        config.load(path)
+
+
+def test_missing_data_directory_and_override(project, tmp_path):
+    with pytest.raises(config.ConfigError, match=r"data\.path: .*does not exist.*--data"):
+        config.load(project / "configs/penguin.yaml", data=str(tmp_path / "nowhere"))
+    other = tmp_path / "elsewhere"
+    shutil.copytree(project / "data/penguins", other)
+    assert config.load(project / "configs/penguin.yaml", data=str(other)).data_path == str(other)
+
+
+def test_missing_schema_file(project):
+    (project / "configs/schemas/penguin.pbtxt").unlink()
+    with pytest.raises(config.ConfigError, match=r"validation\.schema_path: .*not found"):
+        config.load(project / "configs/penguin.yaml")
+
+
+def test_missing_config_file(tmp_path):
+    with pytest.raises(config.ConfigError, match=r"config file .* not found"):
+        config.load(tmp_path / "nope.yaml")
+
+
+def test_bad_yaml(project):
+    path = project / "configs/penguin.yaml"
+    path.write_text("model: [unclosed\n")
+    with pytest.raises(config.ConfigError, match="not valid YAML"):
+        config.load(path)
+
+
+def test_empty_csv_file(project):
+    (project / "data/penguins/penguins.csv").write_text("")
+    with pytest.raises(config.ConfigError, match="is empty"):
+        config.load(project / "configs/penguin.yaml")
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda raw: raw["features"].append(dict(raw["features"][0])), "features listed twice"),
+    (lambda raw: raw["evaluation"].update(slices=[["colour"]]), r"evaluation\.slices names unknown features"),
+    (lambda raw: raw["validation"].update(drift={"colour": 0.1}), r"validation\.drift names unknown features"),
+    (lambda raw: raw["label"].update(classes=["Adelie", "Adelie"]), "label classes must be unique"),
+    (lambda raw: raw.update(model_name="../evil"), r"model_name: String should match pattern"),
+])
+def test_semantic_errors(project, change, message):
+    with pytest.raises(config.ConfigError, match=message):
+        config.load(_edit(project, change))
