@@ -1,0 +1,171 @@
+"""run_fn end to end on a real Transform output, distributed over two logical CPUs, then the export.
+
+`run_fn` runs in a subprocess because logical devices must be configured before TensorFlow runs its
+first op, which the pytest process has long done. FnArgs are built by TFX's own `get_common_fn_args`
+from Examples/TransformGraph artifacts, so the DataAccessor is the one the Trainer component uses.
+"""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytestmark = pytest.mark.slow
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+
+
+def _run_fn_with_two_logical_cpus(transform_graph_dir: str, examples_dir: str, out_dir: str, config_json: str):
+    """Subprocess entry point: two logical CPUs, real artifacts -> FnArgs -> trainer.task.run_fn."""
+    import tensorflow as tf
+
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+
+    from tfx.components.trainer import fn_args_utils
+    from tfx.types import artifact_utils, standard_artifacts, standard_component_specs as specs
+
+    from trainer.task import run_fn
+
+    examples = standard_artifacts.Examples()
+    examples.uri = examples_dir
+    examples.split_names = artifact_utils.encode_split_names(["train", "eval"])
+    transform_graph = standard_artifacts.TransformGraph()
+    transform_graph.uri = transform_graph_dir
+    fn_args = fn_args_utils.get_common_fn_args(
+        {specs.EXAMPLES_KEY: [examples], specs.TRANSFORM_GRAPH_KEY: [transform_graph]},
+        {specs.TRAIN_ARGS_KEY: "{}", specs.EVAL_ARGS_KEY: "{}", specs.CUSTOM_CONFIG_KEY: config_json},
+        working_dir=out_dir,
+    )
+    fn_args.serving_model_dir = str(Path(out_dir) / "serving_model")
+    fn_args.model_run_dir = str(Path(out_dir) / "model_run")
+    run_fn(fn_args)
+
+
+@pytest.fixture(scope="module")
+def trained(penguin_transform_run, tmp_path_factory):
+    """Runs run_fn once in a subprocess; returns (serving_model_dir, model_run_dir, config)."""
+    out_dir = tmp_path_factory.mktemp("trainer")
+    args = [
+        str(penguin_transform_run.transform_graph_dir),
+        str(penguin_transform_run.transformed_examples_dir),
+        str(out_dir),
+        json.dumps(penguin_transform_run.config),
+    ]
+    code = "import sys, test_trainer; test_trainer._run_fn_with_two_logical_cpus(*sys.argv[1:])"
+    result = subprocess.run(
+        [sys.executable, "-c", code, *args],
+        cwd=Path(__file__).parent,
+        env={**_environ(), "PYTHONPATH": f"{Path(__file__).parent}:{PROJECT_ROOT}"},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-5000:]
+    return out_dir / "serving_model", out_dir / "model_run", penguin_transform_run.config
+
+
+def _environ():
+    import os
+
+    return {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+
+
+def test_training_used_two_replicas_and_converged(trained):
+    _, run_dir, config = trained
+    summary = json.loads((run_dir / "training_summary.json").read_text())
+    assert summary["num_replicas"] == 2
+    assert summary["global_batch_size"] == 2 * config["model"]["batch_size_per_replica"]
+    assert 1 <= summary["epochs_run"] <= config["model"]["epochs"]
+    assert summary["final_eval_metrics"]["sparse_categorical_accuracy"] >= 0.8  # chance is 1/3
+    assert any(p.name.startswith("events.out") for p in run_dir.rglob("*")), "no TensorBoard logs"
+
+
+@pytest.fixture(scope="module")
+def loaded(trained):
+    import tensorflow as tf
+
+    return tf.saved_model.load(str(trained[0]))
+
+
+def test_exports_the_contract_signatures(loaded):
+    assert {"serving_default", "classification", "transform_features"} <= set(loaded.signatures)
+
+
+def test_serving_default_takes_raw_float_and_string_features(loaded):
+    import tensorflow as tf
+
+    rows = {  # an Adelie, a Gentoo on an island never seen in training, a Chinstrap missing sex and bill length
+        "bill_length_mm": [39.1, 46.1, float("nan")],  # NaN: missing, imputed like an empty CSV cell
+        "bill_depth_mm": [18.7, 13.2, 17.9],
+        "flipper_length_mm": [181.0, 211.0, 192.0],  # int64 in the schema, float32 on the wire
+        "body_mass_g": [3750.0, 4500.0, 3500.0],
+        "island": ["Torgersen", "Atlantis", "Dream"],
+        "sex": ["male", "female", ""],
+    }
+    inputs = {k: tf.constant(v, tf.string if isinstance(v[0], str) else tf.float32) for k, v in rows.items()}
+    outputs = loaded.signatures["serving_default"](**inputs)
+    assert outputs["scores"].dtype == tf.float32 and outputs["scores"].shape == (3, 3)
+    assert np.isfinite(outputs["scores"].numpy()).all()
+    np.testing.assert_allclose(outputs["scores"].numpy().sum(axis=1), 1.0, rtol=1e-5)
+    assert outputs["classes"].numpy().tolist() == [[b"Adelie", b"Chinstrap", b"Gentoo"]] * 3
+    assert outputs["predicted_class"].numpy().tolist()[0] == b"Adelie"
+    assert outputs["predicted_class"].numpy().tolist()[1] == b"Gentoo"
+
+
+def _example(values: dict):
+    import tensorflow as tf
+
+    feature = {}
+    for name, value in values.items():
+        if isinstance(value, str):
+            feature[name] = tf.train.Feature(bytes_list=tf.train.BytesList(value=[value.encode()]))
+        elif isinstance(value, int):
+            feature[name] = tf.train.Feature(int64_list=tf.train.Int64List(value=[value]))
+        else:
+            feature[name] = tf.train.Feature(float_list=tf.train.FloatList(value=[value]))
+    return tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString()
+
+
+GENTOO = {"bill_length_mm": 47.5, "bill_depth_mm": 14.2, "flipper_length_mm": 209, "body_mass_g": 4600,
+          "island": "Biscoe", "sex": "female"}
+
+
+def test_classification_signature_on_serialized_examples(loaded, trained):
+    import tensorflow as tf
+    from tensorflow.core.protobuf import saved_model_pb2
+
+    outputs = loaded.signatures["classification"](inputs=tf.constant([_example(GENTOO), _example(GENTOO)]))
+    assert outputs["classes"].shape == (2, 3) and outputs["scores"].shape == (2, 3)
+    best = outputs["classes"].numpy()[0][np.argmax(outputs["scores"].numpy()[0])]
+    assert best == b"Gentoo"
+    saved_model = saved_model_pb2.SavedModel.FromString((trained[0] / "saved_model.pb").read_bytes())
+    assert saved_model.meta_graphs[0].signature_def["classification"].method_name == "tensorflow/serving/classify"
+
+
+def test_transform_features_with_and_without_label(loaded):
+    import tensorflow as tf
+
+    with_label = _example({**GENTOO, "species": "Gentoo", "year": 2008})
+    outputs = loaded.signatures["transform_features"](examples=tf.constant([with_label, _example(GENTOO)]))
+    assert outputs["species_xf"].numpy().tolist() == [2, -1]  # a missing label is parsed as "", id -1
+    assert {"bill_length_mm_xf", "island_xf", "sex_xf"} <= set(outputs)
+
+
+def test_warmup_requests_parse_and_run(loaded, trained):
+    import tensorflow as tf
+    from tensorflow_serving.apis import prediction_log_pb2
+
+    path = trained[0] / "assets.extra" / "tf_serving_warmup_requests"
+    records = [prediction_log_pb2.PredictionLog.FromString(r.numpy()) for r in tf.data.TFRecordDataset(str(path))]
+    assert len(records) >= 1
+    request = records[0].predict_log.request
+    assert request.model_spec.signature_name == "serving_default"
+    inputs = {name: tf.make_ndarray(proto) for name, proto in request.inputs.items()}
+    assert set(inputs) == {f["name"] for f in trained[2]["features"]}
+    outputs = loaded.signatures["serving_default"](**{k: tf.constant(v) for k, v in inputs.items()})
+    assert outputs["scores"].shape[0] == len(inputs["island"])

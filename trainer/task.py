@@ -1,0 +1,134 @@
+"""`run_fn` for the TFX Trainer: glue between TFX's FnArgs, the model builder and the exporter.
+
+Distribution is a parameter, not a code path: the model is always built inside a MirroredStrategy
+scope — on every logical GPU when there are any, otherwise on every logical CPU (one device on a
+plain host, two in the tests that configure two logical CPUs) — and the global batch scales with the
+number of replicas. A `training_summary.json` in `model_run_dir` records what actually ran.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import warnings
+from typing import Any, Mapping, Optional
+
+import keras
+import tensorflow as tf
+import tensorflow_transform as tft
+from absl import logging
+from tfx_bsl.public import tfxio
+
+from trainer import export, features
+from trainer.model import build_model
+
+SUMMARY_FILE = "training_summary.json"
+
+
+def make_strategy() -> tf.distribute.MirroredStrategy:
+    """MirroredStrategy over all logical GPUs, or all logical CPUs when there is no GPU."""
+    devices = tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("CPU")
+    return tf.distribute.MirroredStrategy(devices=[device.name for device in devices])
+
+
+def make_dataset(
+    fn_args, file_patterns: list[str], tf_transform_output: tft.TFTransformOutput, config: Mapping[str, Any],
+    batch_size: int, shuffle: bool,
+) -> tf.data.Dataset:
+    """A finite (one pass) dataset of (transformed features, label id) batches."""
+    options = tfxio.TensorFlowDatasetOptions(
+        batch_size=batch_size,
+        label_key=features.label_key(config),
+        num_epochs=1,
+        shuffle=shuffle,
+        shuffle_seed=int(features.model_hparams(config).get("seed", 42)) if shuffle else None,
+    )
+    return fn_args.data_accessor.tf_dataset_factory(
+        file_patterns, options, tf_transform_output.transformed_metadata.schema
+    )
+
+
+def vocabulary_sizes(config: Mapping[str, Any], tf_transform_output: tft.TFTransformOutput) -> dict[str, int]:
+    """Vocabulary entries of each categorical feature, read from the files Transform wrote."""
+    return {
+        name: tf_transform_output.vocabulary_size_by_name(features.vocabulary_file_name(name))
+        for name in features.categorical_feature_names(config)
+    }
+
+
+def _callbacks(fn_args, hparams: Mapping[str, Any]) -> list[keras.callbacks.Callback]:
+    return [
+        keras.callbacks.EarlyStopping(
+            monitor="val_loss",
+            patience=int(hparams.get("early_stopping_patience", 5)),
+            restore_best_weights=True,
+        ),
+        keras.callbacks.TensorBoard(log_dir=fn_args.model_run_dir, update_freq="epoch"),
+    ]
+
+
+def _steps_per_epoch(train_steps: Optional[int], epochs: int) -> Optional[int]:
+    """TFX's train_steps caps the total steps; None means one full pass over the data per epoch."""
+    return None if not train_steps else max(1, math.ceil(train_steps / epochs))
+
+
+def run_fn(fn_args) -> None:
+    """Trains the configured classifier and exports it to `fn_args.serving_model_dir`."""
+    config = fn_args.custom_config
+    if not config:
+        raise ValueError("Trainer needs custom_config (PipelineConfig.trainer_config()); pass it to the component")
+    hparams = features.model_hparams(config)
+    tf_transform_output = tft.TFTransformOutput(fn_args.transform_graph_path or fn_args.transform_output)
+
+    strategy = make_strategy()
+    global_batch = int(hparams.get("batch_size_per_replica", 32)) * strategy.num_replicas_in_sync
+    epochs = int(hparams.get("epochs", 50))
+    steps_per_epoch = _steps_per_epoch(fn_args.train_steps, epochs)
+    train = make_dataset(fn_args, fn_args.train_files, tf_transform_output, config, global_batch, shuffle=True)
+    if steps_per_epoch:
+        train = train.repeat()
+    validation = make_dataset(fn_args, fn_args.eval_files, tf_transform_output, config, global_batch, shuffle=False)
+
+    with strategy.scope():
+        model = build_model(
+            features.feature_specs(config),
+            vocabulary_sizes(config, tf_transform_output),
+            hparams,
+            features.num_classes(config),
+        )
+    logging.info("Training on %d replica(s), global batch %d", strategy.num_replicas_in_sync, global_batch)
+    with warnings.catch_warnings():
+        # Finite datasets have unknown cardinality until the first epoch ends; Keras 3 then warns that
+        # the input "ran out of data" although one full pass per epoch is exactly what is intended.
+        warnings.filterwarnings("ignore", message="Your input ran out of data")
+        history = model.fit(
+            train,
+            validation_data=validation,
+            epochs=epochs,
+            steps_per_epoch=steps_per_epoch,
+            callbacks=_callbacks(fn_args, hparams),
+            verbose=2,
+        )
+    final_metrics = model.evaluate(validation, return_dict=True, verbose=0)
+    export.export_serving_model(model, tf_transform_output, config, fn_args.serving_model_dir)
+    write_training_summary(fn_args.model_run_dir, strategy, global_batch, history, final_metrics)
+
+
+def write_training_summary(
+    run_dir: str, strategy: tf.distribute.Strategy, global_batch: int, history, final_metrics: Mapping[str, float]
+) -> dict[str, Any]:
+    """Records replicas, batch, epochs run and the restored model's eval metrics as JSON in `run_dir`."""
+    val_losses = history.history.get("val_loss", [])
+    summary = {
+        "num_replicas": strategy.num_replicas_in_sync,
+        "devices": list(strategy.extended.worker_devices),
+        "global_batch_size": global_batch,
+        "epochs_run": len(history.history.get("loss", [])),
+        "best_epoch": (val_losses.index(min(val_losses)) + 1) if val_losses else None,
+        "final_eval_metrics": {k: float(v) for k, v in final_metrics.items()},
+        "history": {k: [float(x) for x in v] for k, v in history.history.items()},
+    }
+    tf.io.gfile.makedirs(run_dir)
+    with tf.io.gfile.GFile(os.path.join(run_dir, SUMMARY_FILE), "w") as f:
+        json.dump(summary, f, indent=2)
+    return summary
