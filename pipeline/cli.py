@@ -6,11 +6,9 @@ Commands that belong to other packages (serving, deployment) are registered from
 """
 from __future__ import annotations
 
-import sys
-
 import click
 
-from pipeline.cli_common import fail_on_config_error, setup_logging
+from pipeline.cli_common import exit_now, fail_on_config_error, setup_logging
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -41,7 +39,7 @@ def run(ctx: click.Context, config_path: str, data: str | None, workdir: str | N
     result = runners.run_local(loaded, workdir=workdir, runner=runner, extra_beam_args=list(beam_args),
                                verbose=ctx.obj["verbose"])
     report.print_run_summary(result)
-    sys.exit(0 if result.succeeded else 1)
+    exit_now(0 if result.succeeded else 1)
 
 
 @main.command("compile")

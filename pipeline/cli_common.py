@@ -41,3 +41,17 @@ def fail_on_config_error() -> Iterator[None]:
     except ConfigError as exc:
         click.secho(f"error: {exc}", fg="red", err=True)
         raise SystemExit(2) from None
+
+
+def exit_now(code: int) -> None:
+    """Exit after flushing output, skipping interpreter teardown.
+
+    TensorFlow's function objects raise harmless but alarming errors from `__del__` while Python tears
+    its modules down; a finished run has nothing left to clean up, so we leave without teardown.
+    """
+    import sys
+
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)

@@ -4,7 +4,7 @@ Runners (local, Beam, Kubeflow) only decide *where* the pipeline runs by choosin
 and Beam arguments; the DAG itself is built here, once:
 
   ExampleGen → StatisticsGen → SchemaGen | ImportSchemaGen → ExampleValidator → DataValidationGate
-    → Transform → Trainer → Evaluator (vs latest blessed model) → Pusher (blessed models only)
+    → Transform → Trainer → Evaluator (vs latest blessed model) → Pusher (blessed models only, atomic)
 
 User code is referenced by import path (`trainer.preprocessing.preprocessing_fn`,
 `trainer.task.run_fn`) and receives its configuration as plain data through `custom_config`.
@@ -21,6 +21,7 @@ from tfx import v1 as tfx
 from tfx.components.example_gen.custom_executors import parquet_executor
 from tfx.dsl.components.base import executor_spec
 
+from components import atomic_pusher
 from components.data_validation_gate import DataValidationGate
 from pipeline.config import LoadedConfig, PipelineConfig
 
@@ -148,6 +149,7 @@ def create_pipeline(loaded: LoadedConfig, paths: PipelinePaths, *, beam_args: li
         examples=example_gen.outputs["examples"], model=trainer.outputs["model"],
         baseline_model=model_resolver.outputs["model"], eval_config=eval_config(cfg))
     pusher = tfx.components.Pusher(
+        custom_executor_spec=executor_spec.ExecutorClassSpec(atomic_pusher.Executor),
         model=trainer.outputs["model"], model_blessing=evaluator.outputs["blessing"],
         push_destination=tfx.proto.PushDestination(filesystem=tfx.proto.PushDestination.Filesystem(
             base_directory=os.path.join(paths.serving_dir, cfg.model_name))))

@@ -22,8 +22,11 @@ def _metrics_table(result: RunResult) -> Table:
 def _per_class_lines(result: RunResult) -> list[str]:
     overall = result.metrics.get("Overall", {})
     lines = []
-    for key in sorted(k for k in overall if "/class_" in k):
-        lines.append(f"  {key}: {overall[key]:.4g}")
+    for class_id, class_name in enumerate(result.class_names):
+        values = [f"{metric} {overall[f'{metric}/class_{class_id}']:.4g}" for metric in ("precision", "recall")
+                  if f"{metric}/class_{class_id}" in overall]
+        if values:
+            lines.append(f"  {class_name:<20} " + "  ".join(values))
     return lines
 
 

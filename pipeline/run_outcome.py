@@ -50,6 +50,7 @@ class RunResult:
     pushed_path: Optional[str] = None
     error: Optional[str] = None
     log_file: Optional[Path] = None
+    class_names: list[str] = dataclasses.field(default_factory=list)
 
     def component(self, node_id: str) -> Optional[ComponentRun]:
         return next((c for c in self.components if c.node_id == node_id), None)
@@ -112,7 +113,7 @@ def _metrics(evaluation_uri: str) -> dict[str, dict[str, float]]:
             if kv.key.sub_key.HasField("class_id"):
                 label += f"/class_{kv.key.sub_key.class_id.value}"
             values[label] = kv.value.double_value.value
-    return dict(sorted(result.items(), key=lambda item: item[0] != "Overall"))
+    return dict(sorted(result.items(), key=lambda item: (item[0] != "Overall", item[0])))
 
 
 def _read_outputs(result: RunResult) -> None:
@@ -134,13 +135,13 @@ def _read_outputs(result: RunResult) -> None:
             result.pushed_path = pushed.custom_properties["pushed_destination"].string_value
 
 
-def collect(loaded: LoadedConfig, metadata_path: Path, serving_dir: Path, *, started: float,
+def collect(loaded: LoadedConfig, metadata_path: Path, *, started: float,
             error: Optional[BaseException] = None, log_file: Optional[Path] = None) -> RunResult:
     """Build the result of the run that just finished (or failed) from the metadata store."""
     components = latest_run_components(open_store(metadata_path)) if metadata_path.exists() else []
     message = _describe_error(error) if error else None
     result = RunResult(succeeded=error is None, components=components, seconds=time.time() - started,
-                       error=message, log_file=log_file)
+                       error=message, log_file=log_file, class_names=list(loaded.cfg.label.classes))
     if message and _VALIDATION_FAILED in message:
         result.data_rejected = True
         result.validation_report = message[message.index(_VALIDATION_FAILED):].split("\n", 1)[-1]

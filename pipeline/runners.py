@@ -80,5 +80,4 @@ def run_local(loaded: LoadedConfig, *, workdir: Optional[str | os.PathLike] = No
         except Exception as exc:  # noqa: BLE001 - the result carries the failure to the caller
             logger.debug("pipeline failed", exc_info=True)
             error = exc
-    return run_outcome.collect(loaded, layout.metadata_path, layout.serving_dir, started=started,
-                               error=error, log_file=log_file)
+        return run_outcome.collect(loaded, layout.metadata_path, started=started, error=error, log_file=log_file)
