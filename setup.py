@@ -26,5 +26,5 @@ setup(
         "prometheus-client",
         "tensorflow-serving-api==2.16.1",
     ],
-    entry_points={"console_scripts": ["tfxpipe=pipeline.cli:main"]},
+    entry_points={"console_scripts": ["tfxpipe=pipeline.cli:entrypoint"]},
 )

@@ -39,7 +39,7 @@ def run(ctx: click.Context, config_path: str, data: str | None, workdir: str | N
     result = runners.run_local(loaded, workdir=workdir, runner=runner, extra_beam_args=list(beam_args),
                                verbose=ctx.obj["verbose"])
     report.print_run_summary(result)
-    exit_now(0 if result.succeeded else 1)
+    raise SystemExit(0 if result.succeeded else 1)
 
 
 @main.command("compile")
@@ -108,3 +108,15 @@ def _register_optional_commands() -> None:
 
 
 _register_optional_commands()
+
+
+def entrypoint() -> None:
+    """The `tfxpipe` console script: run the CLI, then exit without interpreter teardown noise."""
+    try:
+        main()
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+        if not isinstance(exc.code, (int, type(None))):
+            click.echo(exc.code, err=True)
+        exit_now(code)
+    exit_now(0)
