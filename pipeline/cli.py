@@ -36,8 +36,8 @@ def run(ctx: click.Context, config_path: str, data: str | None, workdir: str | N
 
     with fail_on_config_error():
         loaded = config_lib.load(config_path, data=data)
-    result = runners.run_local(loaded, workdir=workdir, runner=runner, extra_beam_args=list(beam_args),
-                               verbose=ctx.obj["verbose"])
+        result = runners.run_local(loaded, workdir=workdir, runner=runner, extra_beam_args=list(beam_args),
+                                   verbose=ctx.obj["verbose"])
     report.print_run_summary(result)
     raise SystemExit(0 if result.succeeded else 1)
 

@@ -35,6 +35,9 @@ def print_run_summary(result: RunResult, console: Console | None = None) -> None
     console.print()
     status = "[green]succeeded[/]" if result.succeeded else "[red]FAILED[/]"
     console.print(f"[bold]Run {status}[/] in {result.seconds:.0f}s", highlight=False)
+    if result.recovered:
+        console.print(f"Recovered from an interrupted run: closed unfinished {', '.join(result.recovered)}; "
+                      "completed components were reused from cache.", highlight=False)
     for component in result.components:
         console.print(f"  {component.node_id:<40} {component.state:<9} {component.seconds:6.1f}s", highlight=False)
     console.print()

@@ -51,6 +51,8 @@ class RunResult:
     error: Optional[str] = None
     log_file: Optional[Path] = None
     class_names: list[str] = dataclasses.field(default_factory=list)
+    #: Executions an earlier, killed run left unfinished, closed before this run started.
+    recovered: list[str] = dataclasses.field(default_factory=list)
 
     def component(self, node_id: str) -> Optional[ComponentRun]:
         return next((c for c in self.components if c.node_id == node_id), None)

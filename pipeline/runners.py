@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 from typing import Optional
 
-from pipeline import progress, run_outcome
+from pipeline import preflight, progress, recovery, run_outcome
 from pipeline.config import LoadedConfig
 from pipeline.pipeline import PipelinePaths, create_pipeline
 
@@ -61,12 +61,26 @@ def pipeline_paths(loaded: LoadedConfig, workdir: Workdir) -> PipelinePaths:
 def run_local(loaded: LoadedConfig, *, workdir: Optional[str | os.PathLike] = None, runner: str = "local",
               extra_beam_args: Optional[list[str]] = None, verbose: int = 0,
               show_progress: bool = True) -> run_outcome.RunResult:
-    """Run the pipeline here; never raises for a failed component, the result says what failed."""
-    from tfx import v1 as tfx
+    """Run the pipeline here; never raises for a failed component, the result says what failed.
+
+    Raises ConfigError, before any TFX work, when the input files are structurally malformed.
+    """
+    preflight.check_input_files(loaded)
 
     layout = Workdir(Path(workdir) if workdir else default_workdir(loaded))
     for directory in (layout.pipeline_root, layout.serving_dir, layout.log_dir):
         directory.mkdir(parents=True, exist_ok=True)
+    with recovery.exclusive_workdir(layout.root):
+        interrupted = recovery.close_interrupted_executions(layout.metadata_path)
+        result = _run_with_progress(loaded, layout, runner, extra_beam_args, verbose, show_progress)
+    result.recovered = interrupted
+    return result
+
+
+def _run_with_progress(loaded: LoadedConfig, layout: Workdir, runner: str, extra_beam_args: Optional[list[str]],
+                       verbose: int, show_progress: bool) -> run_outcome.RunResult:
+    from tfx import v1 as tfx
+
     beam_args = list(loaded.cfg.beam.args) + list(extra_beam_args or [])
     tfx_pipeline = create_pipeline(loaded, pipeline_paths(loaded, layout), beam_args=beam_args)
     dag_runner = (tfx.orchestration.LocalDagRunner() if runner == "local"

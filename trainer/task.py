@@ -64,6 +64,9 @@ def _callbacks(fn_args, hparams: Mapping[str, Any]) -> list[keras.callbacks.Call
             restore_best_weights=True,
         ),
         keras.callbacks.TensorBoard(log_dir=fn_args.model_run_dir, update_freq="epoch"),
+        # Epoch metrics go to the run's log (not stdout), so the CLI's progress view stays clean.
+        keras.callbacks.LambdaCallback(on_epoch_end=lambda epoch, logs: logging.info(
+            "epoch %d: %s", epoch + 1, ", ".join(f"{k}={v:.4f}" for k, v in sorted((logs or {}).items())))),
     ]
 
 
@@ -107,7 +110,7 @@ def run_fn(fn_args) -> None:
             epochs=epochs,
             steps_per_epoch=steps_per_epoch,
             callbacks=_callbacks(fn_args, hparams),
-            verbose=2,
+            verbose=0,
         )
     final_metrics = model.evaluate(validation, return_dict=True, verbose=0)
     export.export_serving_model(model, tf_transform_output, config, fn_args.serving_model_dir)
