@@ -1,0 +1,128 @@
+"""Faults injected into real runs: killed processes, failed thresholds, drifted and malformed data.
+
+The tests share one work directory and run in order, as a user's successive runs would.
+"""
+import csv
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+TFXPIPE = str(Path(sys.executable).parent / "tfxpipe")
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("faults")
+
+
+def _run(workdir: Path, *args: str, timeout: float = 600) -> subprocess.CompletedProcess:
+    return subprocess.run([TFXPIPE, "run", "--workdir", str(workdir), *args], capture_output=True, text=True,
+                          timeout=timeout, cwd=ROOT)
+
+
+def _kill_when_running(workdir: Path, component: str, config: str = "configs/penguin.yaml") -> None:
+    """Start a run, SIGKILL it two seconds into `component`."""
+    before = set((workdir / "logs").glob("*.log")) if (workdir / "logs").exists() else set()
+    process = subprocess.Popen([TFXPIPE, "run", "--config", config, "--workdir", str(workdir)], cwd=ROOT,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.time() + 300
+    try:
+        while time.time() < deadline:
+            logs = set((workdir / "logs").glob("*.log")) - before if (workdir / "logs").exists() else set()
+            if logs and f"Component {component} is running." in next(iter(logs)).read_text(errors="replace"):
+                time.sleep(2)
+                break
+            assert process.poll() is None, "the run ended before reaching " + component
+            time.sleep(0.2)
+        else:
+            pytest.fail(f"{component} never started")
+    finally:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+
+
+def _versions(workdir: Path) -> list[str]:
+    model_dir = workdir / "serving_model" / "penguin"
+    return sorted(p.name for p in model_dir.iterdir()) if model_dir.exists() else []
+
+
+def _states(output: str) -> dict[str, str]:
+    """Component states from the summary block printed after 'Run succeeded/FAILED'."""
+    summary = output[output.index("\nRun "):]
+    states = {}
+    for line in summary.splitlines()[1:]:
+        parts = line.split()
+        if len(parts) == 3 and parts[2].endswith("s"):
+            states[parts[0]] = parts[1]
+        elif states and not line.strip():
+            break
+    return states
+
+
+def test_killed_during_transform_then_trainer_the_next_run_finishes_from_cache(workdir):
+    _kill_when_running(workdir, "Transform")
+    _kill_when_running(workdir, "Trainer")
+    assert _versions(workdir) == []
+    result = _run(workdir, "--config", "configs/penguin.yaml")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "Recovered from an interrupted run: closed unfinished Trainer" in result.stdout
+    states = _states(result.stdout)
+    for node in ("CsvExampleGen", "StatisticsGen", "ExampleValidator", "Transform"):
+        assert states[node] == "cached", (node, states)
+    assert states["Trainer"] == "complete" and states["Pusher"] == "complete"
+    assert len(_versions(workdir)) == 1
+
+
+def _config_copy(tmp_path: Path, change) -> Path:
+    raw = yaml.safe_load((ROOT / "configs/penguin.yaml").read_text())
+    change(raw)
+    raw["data"]["path"] = str(ROOT / "data/penguins")
+    raw["validation"]["schema_path"] = str(ROOT / "configs/schemas/penguin.pbtxt")
+    path = tmp_path / "penguin.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    return path
+
+
+def test_model_failing_its_thresholds_is_not_pushed(workdir, tmp_path):
+    before = _versions(workdir)
+    strict = _config_copy(tmp_path, lambda raw: raw["evaluation"]["thresholds"].update(
+        sparse_categorical_accuracy={"lower_bound": 1.01}))
+    result = _run(workdir, "--config", str(strict))
+    assert "Model blessed: no" in result.stdout, result.stdout + result.stderr
+    assert "Pushed to:" not in result.stdout
+    assert _versions(workdir) == before
+
+
+def test_drifted_data_stops_the_run_with_a_report(workdir, tmp_path):
+    before = _versions(workdir)
+    rows = [r for r in csv.DictReader(open(ROOT / "data/penguins/penguins.csv")) if r["island"] == "Biscoe"]
+    (tmp_path / "drifted").mkdir()
+    with open(tmp_path / "drifted" / "penguins.csv", "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    result = _run(workdir, "--config", "configs/penguin.yaml", "--data", str(tmp_path / "drifted"))
+    assert result.returncode == 1
+    assert "[FAIL] drift (train split vs last validated data)" in result.stdout
+    assert "island" in result.stdout and "Data rejected" in result.stdout
+    assert "Trainer" not in _states(result.stdout)
+    assert _versions(workdir) == before
+
+
+def test_malformed_rows_are_rejected_before_any_work(workdir, tmp_path):
+    (tmp_path / "bad").mkdir()
+    lines = (ROOT / "data/penguins/penguins.csv").read_text().splitlines()
+    lines[10] = lines[10] + ",surplus"
+    (tmp_path / "bad" / "penguins.csv").write_text("\n".join(lines) + "\n")
+    result = _run(workdir, "--config", "configs/penguin.yaml", "--data", str(tmp_path / "bad"))
+    assert result.returncode == 2
+    assert "penguins.csv:11: 9 columns, the header has 8" in result.stderr
+    assert "Traceback" not in result.stderr
