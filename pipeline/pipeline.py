@@ -18,6 +18,7 @@ from typing import Optional
 
 import tensorflow_model_analysis as tfma
 from tfx import v1 as tfx
+from tfx.components.example_gen.component import FileBasedExampleGen
 from tfx.components.example_gen.custom_executors import parquet_executor
 from tfx.dsl.components.base import executor_spec
 
@@ -57,7 +58,7 @@ def _example_gen(cfg: PipelineConfig, data_path: str):
         return tfx.components.CsvExampleGen(**kwargs)
     if cfg.data.format == "tfrecord":
         return tfx.components.ImportExampleGen(**kwargs)
-    return tfx.components.FileBasedExampleGen(
+    return FileBasedExampleGen(
         custom_executor_spec=executor_spec.BeamExecutorSpec(parquet_executor.Executor), **kwargs
     ).with_id("ParquetExampleGen")
 
