@@ -83,8 +83,12 @@ def _run_with_progress(loaded: LoadedConfig, layout: Workdir, runner: str, extra
 
     beam_args = list(loaded.cfg.beam.args) + list(extra_beam_args or [])
     tfx_pipeline = create_pipeline(loaded, pipeline_paths(loaded, layout), beam_args=beam_args)
-    dag_runner = (tfx.orchestration.LocalDagRunner() if runner == "local"
-                  else tfx.orchestration.experimental.BeamDagRunner())
+    if runner == "local":
+        dag_runner = tfx.orchestration.LocalDagRunner()
+    else:  # not in tfx.v1's public surface, but shipped and maintained in tfx.orchestration.beam
+        from tfx.orchestration.beam.beam_dag_runner import BeamDagRunner
+
+        dag_runner = BeamDagRunner()
     log_file = layout.log_dir / time.strftime("run-%Y%m%d-%H%M%S.log")
     error: Optional[BaseException] = None
     started = time.time()
