@@ -42,6 +42,28 @@ def run(ctx: click.Context, config_path: str, data: str | None, workdir: str | N
     raise SystemExit(0 if result.succeeded else 1)
 
 
+@main.command()
+@click.option("--config", "config_path", required=True, type=click.Path(dir_okay=False), help="Pipeline YAML under configs/.")
+@click.option("--workdir", default=None, type=click.Path(file_okay=False), help="Run directory [default: runs/<config name>/].")
+def report(config_path: str, workdir: str | None) -> None:
+    """Print the summary of the latest run in a work directory, read from its metadata store."""
+    from pathlib import Path
+
+    from pipeline import config as config_lib
+    from pipeline import report as report_lib
+    from pipeline import run_outcome, runners
+
+    with fail_on_config_error():
+        loaded = config_lib.load(config_path, check_data=False)
+    layout = runners.Workdir(Path(workdir) if workdir else runners.default_workdir(loaded))
+    if not layout.metadata_path.exists():
+        click.secho(f"error: no runs in {layout.root} yet; run `tfxpipe run --config {config_path}` first", fg="red", err=True)
+        raise SystemExit(1)
+    result = run_outcome.collect(loaded, layout.metadata_path)
+    result.succeeded = all(c.state not in ("failed", "running", "canceled") for c in result.components)
+    report_lib.print_run_summary(result)
+
+
 @main.command("compile")
 @click.option("--config", "config_path", required=True, type=click.Path(dir_okay=False), help="Pipeline YAML under configs/.")
 @click.option("--target", type=click.Choice(["kubeflow"]), default="kubeflow", show_default=True)

@@ -19,6 +19,7 @@ def setup_logging(verbose: int) -> None:
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
         os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
         level = logging.WARNING
+        logging.getLogger("tensorflow").setLevel(logging.ERROR)  # deprecation notices from TFMA/TFT
     else:
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "0" if verbose > 1 else "1")
         level = logging.DEBUG if verbose > 1 else logging.INFO

@@ -137,12 +137,16 @@ def _read_outputs(result: RunResult) -> None:
             result.pushed_path = pushed.custom_properties["pushed_destination"].string_value
 
 
-def collect(loaded: LoadedConfig, metadata_path: Path, *, started: float,
+def collect(loaded: LoadedConfig, metadata_path: Path, *, started: Optional[float] = None,
             error: Optional[BaseException] = None, log_file: Optional[Path] = None) -> RunResult:
-    """Build the result of the run that just finished (or failed) from the metadata store."""
+    """Build the result of the run that just finished (or failed) from the metadata store.
+
+    `started` is when the run began; without it (reporting an old run) the components' time is summed.
+    """
     components = latest_run_components(open_store(metadata_path)) if metadata_path.exists() else []
     message = _describe_error(error) if error else None
-    result = RunResult(succeeded=error is None, components=components, seconds=time.time() - started,
+    seconds = time.time() - started if started is not None else sum(c.seconds for c in components)
+    result = RunResult(succeeded=error is None, components=components, seconds=seconds,
                        error=message, log_file=log_file, class_names=list(loaded.cfg.label.classes))
     if message and _VALIDATION_FAILED in message:
         result.data_rejected = True
