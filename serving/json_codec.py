@@ -1,0 +1,484 @@
+"""TF Serving's REST JSON <-> numpy, following tensorflow_serving/util/json_tensor.cc.
+
+Requests: `instances` (row format: a list with one value per input, or one object per row keyed by
+input name) or `inputs` (columnar: one value, or an object keyed by input name); `{"b64": ...}` for
+binary strings; `NaN`/`Infinity` accepted. Classify/regress: `examples` (+ optional `context`) as
+tf.Example-like objects. Responses: `predictions` (row) or `outputs` (columnar); `results` for
+classify/regress; floats written the way TF Serving writes them (shortest six-digit form when it
+round-trips, `NaN`, `Infinity`, whole numbers with `.0`); string outputs named `*_bytes` base64-encoded.
+Errors carry TF Serving's message texts.
+"""
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import math
+import struct
+from typing import Any, Mapping
+
+import numpy as np
+
+from serving import errors, tensors
+from serving.servable import TensorSpec
+
+try:  # orjson is in the lock file; the stdlib parser remains the reference (it also accepts NaN).
+    import orjson as _orjson
+except ImportError:  # pragma: no cover
+    _orjson = None
+
+ROW, COLUMNAR = "row", "columnar"
+_MAX_DEBUG_BYTES = 256
+_encode_string = json.encoder.encode_basestring  # type: ignore[attr-defined]
+
+_INT_RANGES = {
+    tensors.DT_INT8: (-(2**31), 2**31 - 1), tensors.DT_INT16: (-(2**31), 2**31 - 1),
+    tensors.DT_INT32: (-(2**31), 2**31 - 1), tensors.DT_UINT8: (-(2**31), 2**31 - 1),
+    tensors.DT_INT64: (-(2**63), 2**63 - 1), tensors.DT_UINT32: (0, 2**32 - 1), tensors.DT_UINT64: (0, 2**64 - 1),
+}
+_FLOAT_TYPES = (tensors.DT_FLOAT, tensors.DT_DOUBLE, tensors.DT_HALF)
+
+
+# --- parsing --------------------------------------------------------------------------------------------
+
+def parse_document(body: bytes) -> dict:
+    if not body:
+        raise errors.invalid_argument("JSON Parse error: The document is empty")
+    doc = None
+    if _orjson is not None:
+        try:
+            doc = _orjson.loads(body)
+        except _orjson.JSONDecodeError:
+            doc = None
+    if doc is None:
+        try:
+            doc = json.loads(body)
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            message = getattr(exc, "msg", str(exc))
+            offset = getattr(exc, "pos", 0)
+            raise errors.invalid_argument(f"JSON Parse error: {message} at offset: {offset}") from None
+    if not isinstance(doc, dict):
+        raise format_error(doc, "Is not object")
+    return doc
+
+
+def signature_name(doc: dict) -> str:
+    value = doc.get("signature_name", "")
+    if not isinstance(value, str):
+        raise errors.invalid_argument(
+            f"JSON Value: {debug_string(doc)} not formatted correctly. 'signature_name' key must be a string value."
+        )
+    return value
+
+
+def predict_inputs(doc: dict, specs: Mapping[str, TensorSpec]) -> tuple[str, dict[str, np.ndarray]]:
+    """(format, inputs) from a predict request whose signature inputs are `specs`."""
+    if not specs:
+        raise errors.invalid_argument("Failed to get input map for signature")
+    has_instances, has_inputs = "instances" in doc, "inputs" in doc
+    if has_instances and has_inputs:
+        raise format_error(doc, "Not formatted correctly expecting only one of 'inputs' or 'instances' keys to exist ")
+    if has_instances:
+        instances = doc["instances"]
+        if not isinstance(instances, list):
+            raise format_error(doc, "Expecting 'instances' to be an list/array")
+        if not instances:
+            raise format_error(doc, "No values in 'instances' array")
+        return ROW, _from_instances(instances, specs)
+    if has_inputs:
+        return COLUMNAR, _from_inputs(doc["inputs"], specs)
+    raise errors.invalid_argument("Missing 'inputs' or 'instances' key")
+
+
+def _from_instances(instances: list, specs: Mapping[str, TensorSpec]) -> dict[str, np.ndarray]:
+    names = sorted(specs)
+    objects = _is_object(instances[0])
+    if not objects and len(specs) > 1:
+        raise errors.invalid_argument(
+            "instances is a plain list, but expecting list of objects as multiple input tensors required as per tensorinfo_map"
+        )
+    columns: dict[str, list] = {name: [] for name in names}
+    shapes: dict[str, tuple] = {}
+    for index, element in enumerate(instances):
+        if objects:
+            if not _is_object(element):
+                raise errors.invalid_argument(f"Expecting object but got list at item {index} of input list")
+            for key, value in element.items():
+                try:
+                    _add_instance_item(key, value, specs, columns, shapes)
+                except errors.ServingError as exc:
+                    raise errors.invalid_argument(
+                        f"Failed to process element: {index} key: {key} of 'instances' list. Error: {exc.status_string()}"
+                    ) from None
+            if len(element) != len(names) or any(name not in element for name in names):
+                raise errors.invalid_argument(
+                    f"Failed to process element: {index} of 'instances' list. JSON object: {debug_string(element)} "
+                    f"keys must be equal to: {','.join(names)}"
+                )
+        else:
+            if _is_object(element):
+                raise errors.invalid_argument(f"Expecting value/list but got object at item {index} of input list")
+            try:
+                _add_instance_item(names[0], element, specs, columns, shapes)
+            except errors.ServingError as exc:
+                raise errors.invalid_argument(
+                    f"Failed to process element: {index} of 'instances' list. Error: {exc.status_string()}"
+                ) from None
+    count = len(instances)
+    return {name: _to_array(columns[name], specs[name].dtype, (count, *shapes[name])) for name in names if name in shapes}
+
+
+def _add_instance_item(name: str, value: Any, specs: Mapping[str, TensorSpec], columns: dict, shapes: dict) -> None:
+    spec = specs.get(name)
+    if spec is None:
+        raise errors.invalid_argument(f"JSON object: does not have named input: {name}")
+    values = columns[name]
+    before = len(values)
+    shape = _dense_shape(value)
+    _fill(value, 0, shape, spec.dtype, values)
+    size = len(values) - before
+    known = shapes.get(name)
+    if known is None:
+        shapes[name] = shape
+    elif _count(known) != size:
+        raise errors.invalid_argument(f"Expecting tensor size: {_count(known)} but got: {size}")
+    elif known != shape:
+        raise errors.invalid_argument(f"Expecting shape {_shape_text(known)} but got: {_shape_text(shape)}")
+
+
+def _from_inputs(value: Any, specs: Mapping[str, TensorSpec]) -> dict[str, np.ndarray]:
+    if not isinstance(value, dict) or _is_b64(value):
+        if len(specs) > 1:
+            raise errors.invalid_argument(
+                "inputs is a plain value/list, but expecting an object as multiple input tensors required as per tensorinfo_map"
+            )
+        (name, spec), = specs.items()
+        return {name: _tensor(value, spec.dtype)}
+    out = {}
+    for name in sorted(specs):
+        if name not in value:
+            raise errors.invalid_argument(f"Missing named input: {name} in 'inputs' object.")
+        out[name] = _tensor(value[name], specs[name].dtype)
+    return out
+
+
+def _tensor(value: Any, dtype: int) -> np.ndarray:
+    shape = _dense_shape(value)
+    values: list = []
+    _fill(value, 0, shape, dtype, values)
+    return _to_array(values, dtype, shape)
+
+
+def _dense_shape(value: Any) -> tuple:
+    shape = []
+    while isinstance(value, list):
+        shape.append(len(value))
+        if not value:
+            break
+        value = value[0]
+    return tuple(shape)
+
+
+def _fill(value: Any, level: int, shape: tuple, dtype: int, out: list) -> None:
+    """FillTensorProto: leaves must sit exactly at depth len(shape), lists must match the shape."""
+    rank = len(shape)
+    if not isinstance(value, list):
+        if level != rank:
+            raise errors.invalid_argument(
+                f"JSON Value: {debug_string(value)} found at incorrect level: {level + 1} in the JSON DOM. "
+                f"Expected at level: {rank}"
+            )
+        out.append(_scalar(value, dtype))
+        return
+    if level >= rank:
+        raise errors.invalid_argument(f"Encountered list at unexpected level: {level} expected < {rank}")
+    if len(value) != shape[level]:
+        raise errors.invalid_argument(
+            f"Encountered list at unexpected size: {len(value)} at level: {level} expected size: {shape[level]}"
+        )
+    if level == rank - 1:
+        for item in value:
+            if isinstance(item, list):
+                raise errors.invalid_argument(f"Encountered list at unexpected level: {level + 1} expected < {rank}")
+            out.append(_scalar(item, dtype))
+        return
+    for item in value:
+        _fill(item, level + 1, shape, dtype, out)
+
+
+def _scalar(value: Any, dtype: int) -> Any:
+    kind = type(value)
+    if dtype == tensors.DT_STRING:
+        if kind is str:
+            return value.encode("utf-8")
+        if kind is dict:
+            return decode_b64(value)
+        raise type_error(value, dtype)
+    if kind is dict:
+        raise type_error(value, dtype)
+    if dtype in _FLOAT_TYPES:
+        if kind is float or kind is int:
+            return value
+        raise type_error(value, dtype)
+    if dtype == tensors.DT_BOOL:
+        if kind is bool:
+            return value
+        raise type_error(value, dtype)
+    bounds = _INT_RANGES.get(dtype)
+    if bounds is None:
+        raise errors.ServingError(
+            errors.Code.UNIMPLEMENTED,
+            f"Conversion of JSON Value: {debug_string(value)} to type: {tensors.dtype_name(dtype)}",
+        )
+    if kind is int and bounds[0] <= value <= bounds[1]:
+        return value
+    raise type_error(value, dtype)
+
+
+def _to_array(values: list, dtype: int, shape: tuple) -> np.ndarray:
+    if dtype == tensors.DT_STRING:
+        array = np.empty(len(values), dtype=object)
+        array[:] = values
+        return array.reshape(shape)
+    return np.array(values, dtype=tensors.numpy_dtype(dtype)).reshape(shape)
+
+
+def decode_b64(value: Any) -> bytes:
+    if not _is_b64(value):
+        raise errors.invalid_argument(f"JSON Value: {debug_string(value)} not formatted correctly for base64 data")
+    try:
+        return base64.b64decode(value["b64"], validate=True)
+    except (binascii.Error, ValueError):
+        raise errors.invalid_argument("Unable to base64 decode") from None
+
+
+# --- classify / regress ---------------------------------------------------------------------------------
+
+def serialized_examples(doc: dict) -> np.ndarray:
+    """`examples` (+ `context`) -> serialized tf.Examples, the context's bytes first (TF Serving's merge)."""
+    from serving import protos
+
+    example_cls = protos.load().example_pb2.Example
+    context = b""
+    if "context" in doc:
+        context = _example(doc["context"], example_cls).SerializeToString()
+    if "examples" not in doc:
+        raise format_error(doc, "When method is classify, key 'examples' is expected and was not found")
+    examples = doc["examples"]
+    if not isinstance(examples, list):
+        raise format_error(doc, "Expecting 'examples' value to be an list/array")
+    if not examples:
+        raise format_error(doc, "'examples' value is an empty array")
+    array = np.empty(len(examples), dtype=object)
+    array[:] = [context + _example(item, example_cls).SerializeToString() for item in examples]
+    return array
+
+
+def _example(value: Any, example_cls: Any) -> Any:
+    if not isinstance(value, dict):
+        raise errors.invalid_argument(f"Example must be JSON object but got JSON {json_type(value)}")
+    example = example_cls()
+    for name, content in value.items():
+        feature = example.features.feature[name]
+        for item in content if isinstance(content, list) else [content]:
+            _add_feature_value(name, item, feature)
+    return example
+
+
+def _add_feature_value(name: str, value: Any, feature: Any) -> None:
+    kind = type(value)
+    if value is None or kind is list:
+        raise errors.invalid_argument(f"Feature: {name} has element with unexpected JSON type: {json_type(value)}")
+    if kind is dict:
+        if not _is_b64(value):
+            raise errors.invalid_argument(f"Feature: {name} has element with unexpected JSON type: {json_type(value)}")
+        _feature_list(name, feature, "bytes_list").append(decode_b64(value))
+    elif kind is bool:
+        _feature_list(name, feature, "int64_list").append(1 if value else 0)
+    elif kind is str:
+        _feature_list(name, feature, "bytes_list").append(value.encode("utf-8"))
+    elif kind is float:
+        _feature_list(name, feature, "float_list").append(value)
+    else:
+        if value >= 2**63:
+            raise errors.invalid_argument(f"Feature: {name} has uint64_t element. Only int64_t is supported.")
+        _feature_list(name, feature, "int64_list").append(value)
+
+
+def _feature_list(name: str, feature: Any, wanted: str) -> Any:
+    current = feature.WhichOneof("kind")
+    if current not in (None, wanted):
+        kind = {"bytes_list": "bytes", "float_list": "float", "int64_list": "int64"}[current]
+        raise errors.invalid_argument(f"Unexpected element type in feature: {name} expecting type: {kind}")
+    return getattr(feature, wanted).value
+
+
+# --- responses ------------------------------------------------------------------------------------------
+
+def predict_response(outputs: Mapping[str, np.ndarray], request_format: str) -> bytes:
+    if not outputs:
+        raise errors.invalid_argument("Cannot convert empty tensor map to JSON")
+    names = sorted(outputs)
+    if request_format == COLUMNAR:
+        if len(names) == 1:
+            body = _encode_tensor(outputs[names[0]], names[0])
+        else:
+            body = "{" + ", ".join(f"{_encode_string(n)}: {_encode_tensor(outputs[n], n)}" for n in names) + "}"
+        return ('{"outputs": ' + body + "}").encode("utf-8")
+    batch = None
+    for name in names:
+        value = outputs[name]
+        if value.ndim == 0:
+            raise errors.invalid_argument(f"Tensor name: {name} has no shape information ")
+        if batch is not None and value.shape[0] != batch:
+            raise errors.invalid_argument(
+                f"Tensor name: {name} has inconsistent batch size: {value.shape[0]} expecting: {batch}"
+            )
+        batch = value.shape[0]
+    rows_by_name = {name: [_encode_tensor(row, name) for row in outputs[name]] for name in names}
+    if len(names) == 1:
+        rows = rows_by_name[names[0]]
+    else:
+        keys = [_encode_string(name) for name in names]
+        rows = ["{" + ", ".join(f"{k}: {rows_by_name[n][i]}" for k, n in zip(keys, names)) + "}" for i in range(batch)]
+    return ('{"predictions": [' + ", ".join(rows) + "]}").encode("utf-8")
+
+
+def classify_response(classes: np.ndarray | None, scores: np.ndarray | None) -> bytes:
+    reference = classes if classes is not None else scores
+    if reference is None or reference.shape[0] == 0:
+        raise errors.invalid_argument("Cannot convert empty ClassificationResults to JSON")
+    rows = []
+    for i in range(reference.shape[0]):
+        pairs = []
+        for c in range(reference.shape[1]):
+            label = _text(classes[i, c]) if classes is not None else '""'
+            score = format_float32(float(scores[i, c])) if scores is not None else "0.0"
+            pairs.append(f"[{label}, {score}]")
+        rows.append("[" + ", ".join(pairs) + "]")
+    return ('{"results": [' + ", ".join(rows) + "]}").encode("utf-8")
+
+
+def regress_response(values: np.ndarray) -> bytes:
+    if values.size == 0:
+        raise errors.invalid_argument("Cannot convert empty RegressionResults to JSON")
+    return ('{"results": [' + ", ".join(format_float32(float(v)) for v in values.tolist()) + "]}").encode("utf-8")
+
+
+def error_body(message: str) -> bytes:
+    return json.dumps({"error": message}, ensure_ascii=False).encode("utf-8")
+
+
+def _encode_tensor(value: Any, name: str) -> str:
+    array = np.asarray(value)
+    if array.dtype.kind in "OSU":
+        as_bytes = name.endswith("_bytes")
+        scalar = _b64_text if as_bytes else _text
+    elif array.dtype == np.float32 or array.dtype == np.float16:
+        scalar = format_float32
+    elif array.dtype.kind == "f":
+        scalar = format_float64
+    elif array.dtype == np.bool_:
+        scalar = lambda v: "true" if v else "false"  # noqa: E731
+    else:
+        scalar = str
+    return _nested(array.tolist(), scalar)
+
+
+def _nested(value: Any, scalar) -> str:
+    if isinstance(value, list):
+        return "[" + ", ".join(_nested(v, scalar) for v in value) + "]"
+    return scalar(value)
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, bytes):
+        value = value.decode("utf-8", errors="replace")
+    return _encode_string(str(value))
+
+
+def _b64_text(value: Any) -> str:
+    raw = value if isinstance(value, bytes) else str(value).encode("utf-8")
+    return '{"b64": "' + base64.b64encode(raw).decode("ascii") + '"}'
+
+
+def format_float32(value: float) -> str:
+    """absl::StrCat's six significant digits when they round-trip to the same float, else %.9g."""
+    special = _special(value)
+    if special:
+        return special
+    text = "%g" % value
+    if struct.unpack("f", struct.pack("f", float(text)))[0] != value:
+        text = "%.9g" % value
+    return text if ("." in text or "e" in text) else text + ".0"
+
+
+def format_float64(value: float) -> str:
+    special = _special(value)
+    if special:
+        return special
+    text = "%g" % value
+    if float(text) != value:
+        text = "%.17g" % value
+    return text if ("." in text or "e" in text) else text + ".0"
+
+
+def _special(value: float) -> str | None:
+    if math.isnan(value):
+        return "NaN"
+    if math.isinf(value):
+        return "Infinity" if value > 0 else "-Infinity"
+    return None
+
+
+# --- helpers --------------------------------------------------------------------------------------------
+
+def _is_b64(value: Any) -> bool:
+    return type(value) is dict and len(value) == 1 and isinstance(value.get("b64"), str)
+
+
+def _is_object(value: Any) -> bool:
+    return type(value) is dict and not _is_b64(value)
+
+
+def _count(shape: tuple) -> int:
+    count = 1
+    for dim in shape:
+        count *= dim
+    return count
+
+
+def _shape_text(shape: tuple) -> str:
+    return "[" + ",".join(str(d) for d in shape) + "]"
+
+
+def json_type(value: Any) -> str:
+    if value is None:
+        return "Null"
+    if value is True:
+        return "True"
+    if value is False:
+        return "False"
+    if isinstance(value, dict):
+        return "Object"
+    if isinstance(value, list):
+        return "Array"
+    if isinstance(value, str):
+        return "String"
+    return "Number"
+
+
+def debug_string(value: Any) -> str:
+    """The value as compact JSON, cut at 256 bytes like TF Serving's JsonValueToDebugString."""
+    text = json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=True)
+    return text[:_MAX_DEBUG_BYTES]
+
+
+def type_error(value: Any, dtype: int) -> errors.ServingError:
+    return errors.invalid_argument(
+        f"JSON Value: {debug_string(value)} Type: {json_type(value)} is not of expected type: {tensors.dtype_name(dtype)}"
+    )
+
+
+def format_error(value: Any, message: str) -> errors.ServingError:
+    return errors.invalid_argument(f"JSON Value: {debug_string(value)} {message}")

@@ -1,0 +1,44 @@
+"""Prometheus metrics named after TF Serving's (`:tensorflow:serving:*`), in a registry per server.
+
+TF Serving exposes them at the monitoring config's `prometheus_config.path`
+(default /monitoring/prometheus/metrics) on the REST port; so does `serving.rest`.
+"""
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+_LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+_BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
+
+
+class ServingMetrics:
+    def __init__(self):
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.request_count = Counter(
+            ":tensorflow:serving:request_count", "The total number of requests.",
+            ["model_name", "status"], registry=self.registry,
+        )
+        self.request_latency = Histogram(
+            ":tensorflow:serving:request_latency", "Distribution of wall time (seconds) for successful requests.",
+            ["model_name", "API", "entrypoint"], buckets=_LATENCY_BUCKETS, registry=self.registry,
+        )
+        self.batch_size = Histogram(
+            ":tensorflow:serving:batching_session:processed_batch_size", "Sizes of the batches run by the model.",
+            buckets=_BATCH_BUCKETS, registry=self.registry,
+        )
+        self.model_versions = Gauge(
+            ":tensorflow:serving:model_versions_available", "Versions currently serving, per model.",
+            ["model_name"], registry=self.registry,
+        )
+        self.load_latency = Histogram(
+            ":tensorflow:serving:model_load_latency", "Wall time (seconds) to load and warm up a version.",
+            ["model_name"], buckets=(0.1, 0.5, 1, 2, 5, 10, 30, 60, 300), registry=self.registry,
+        )
+
+    def record(self, model_name: str, api: str, entrypoint: str, code_name: str, seconds: float | None) -> None:
+        self.request_count.labels(model_name, code_name).inc()
+        if seconds is not None:
+            self.request_latency.labels(model_name, api, entrypoint).observe(seconds)
+
+    def exposition(self) -> bytes:
+        return generate_latest(self.registry)

@@ -1,0 +1,138 @@
+"""TF Serving's REST API as a Starlette app (served by uvicorn in `serving.server`).
+
+Paths and their parsing follow http_rest_api_util.cc: `POST /v1/models/<name>[/versions/<v>|/labels/<l>]
+:(predict|classify|regress)` and `GET /v1/models/<name>[/versions/<v>|/labels/<l>][/metadata]`, matched
+case-insensitively; any other /v1 request is "Malformed request". Every error is `{"error": message}`
+with the HTTP status TF Serving maps the status code to.
+"""
+from __future__ import annotations
+
+import re
+import time
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from serving import errors, json_codec, status_json
+from serving.inference import InferenceService, ModelRequest
+from serving.metrics import ServingMetrics
+
+_PREDICTION_PATH = re.compile(
+    r"/v1/models/([^/:]+)(?:(?:/versions/(\d+))|(?:/labels/([^/:]+)))?:(classify|regress|predict)", re.IGNORECASE
+)
+_STATUS_PATH = re.compile(
+    r"/v1/models(?:/([^/:]+))?(?:(?:/versions/(\d+))|(?:/labels/([^/:]+)))?(?:/(metadata))?", re.IGNORECASE
+)
+JSON = "application/json"
+DEFAULT_MAX_BODY_BYTES = 64 * 1024 * 1024
+
+
+def create_app(service: InferenceService, metrics: ServingMetrics, prometheus_path: str | None = None,
+               max_body_bytes: int = DEFAULT_MAX_BODY_BYTES) -> Starlette:
+    handler = _RestHandler(service, metrics, max_body_bytes)
+
+    async def endpoint(request: Request) -> Response:  # Starlette treats callable objects as ASGI apps
+        return await handler(request)
+
+    routes = []
+    if prometheus_path:
+        routes.append(Route(prometheus_path, lambda request: Response(metrics.exposition(), media_type="text/plain"),
+                            methods=["GET"]))
+    routes.append(Route("/v1/{rest:path}", endpoint, methods=["GET", "POST", "PUT", "DELETE", "PATCH"]))
+    return Starlette(routes=routes)
+
+
+class _RestHandler:
+    def __init__(self, service: InferenceService, metrics: ServingMetrics, max_body_bytes: int):
+        self.service = service
+        self.metrics = metrics
+        self.max_body_bytes = max_body_bytes
+
+    async def __call__(self, request: Request) -> Response:
+        started = time.perf_counter()
+        method, path = request.method, request.url.path
+        model_name, api = "", ""
+        try:
+            if method == "POST" and (match := _PREDICTION_PATH.fullmatch(path)):
+                model_name, api = match.group(1), match.group(4).lower()
+                spec = _model_request(match)
+                body = await self._body(request)
+                content = await self._inference(api, spec, body)
+            elif method == "GET" and (match := _STATUS_PATH.fullmatch(path)):
+                model_name, api = match.group(1) or "", "metadata" if match.group(4) else "status"
+                content = self._status_or_metadata(match)
+            else:
+                raise errors.invalid_argument(f"Malformed request: {method} {path}")
+        except errors.ServingError as exc:
+            self.metrics.record(model_name, api, "REST", exc.code.name, None)
+            return Response(json_codec.error_body(exc.message), status_code=exc.http_status, media_type=JSON)
+        self.metrics.record(model_name, api, "REST", "OK", time.perf_counter() - started)
+        return Response(content, media_type=JSON)
+
+    async def _body(self, request: Request) -> bytes:
+        declared = request.headers.get("content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.max_body_bytes:
+            raise _too_large(int(declared), self.max_body_bytes)
+        chunks, size = [], 0
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > self.max_body_bytes:
+                raise _too_large(size, self.max_body_bytes)
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    async def _inference(self, api: str, spec: ModelRequest, body: bytes) -> bytes:
+        doc = json_codec.parse_document(body)
+        spec = ModelRequest(spec.name, spec.version, spec.label, json_codec.signature_name(doc))
+        if api == "predict":
+            servable = self.service.resolve(spec)
+            signature = servable.signatures.get(spec.signature_name or "serving_default")
+            if signature is None:
+                raise errors.invalid_argument(
+                    f'Serving signature name: "{spec.signature_name or "serving_default"}" not found in signature def'
+                )
+            request_format, inputs = json_codec.predict_inputs(doc, signature.inputs)
+            result = await self.service.predict(spec, inputs, servable=servable)
+            return json_codec.predict_response(result.outputs, request_format)
+        examples = json_codec.serialized_examples(doc)
+        if api == "classify":
+            _, classes, scores = await self.service.classify(spec, examples)
+            return json_codec.classify_response(classes, scores)
+        _, values = await self.service.regress(spec, examples)
+        return json_codec.regress_response(values)
+
+    def _status_or_metadata(self, match: re.Match) -> bytes:
+        name, version, label, metadata = match.groups()
+        if not name:
+            raise errors.invalid_argument("Missing model name in request.")
+        version_number = _version(version)
+        if metadata:
+            servable = self.service.registry.resolve(name, version_number, label)
+            return status_json.metadata_json(servable)
+        return status_json.status_json(self.service.registry.status(name, version_number))
+
+
+def _model_request(match: re.Match) -> ModelRequest:
+    name, version, label, _ = match.groups()
+    return ModelRequest(name=name, version=_version(version), label=label or None)
+
+
+def _version(text: str | None) -> int | None:
+    if not text:
+        return None
+    try:
+        value = int(text)
+    except ValueError:
+        raise errors.invalid_argument(f"Failed to convert version: {text} to numeric.") from None
+    if value >= 2**63:
+        raise errors.invalid_argument(f"Failed to convert version: {text} to numeric.")
+    return value
+
+
+def _too_large(size: int, limit: int) -> errors.ServingError:
+    return errors.ServingError(errors.Code.RESOURCE_EXHAUSTED,
+                               f"Request body of {size} bytes exceeds the server's limit of {limit} bytes",
+                               http_status=413)
+

@@ -1,0 +1,222 @@
+"""One loaded SavedModel version: its signatures, input checks in TF Serving's words, and the model call.
+
+`Servable.load` reads `saved_model.pb` itself (for the SignatureDefs TF Serving reports as metadata,
+method names included) and loads the model with `tf.saved_model.load`. `run` is the only place the
+model is called; it takes and returns numpy arrays keyed by signature alias.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+
+from serving import errors, tensors
+
+PREDICT_METHOD = "tensorflow/serving/predict"
+CLASSIFY_METHOD = "tensorflow/serving/classify"
+REGRESS_METHOD = "tensorflow/serving/regress"
+DEFAULT_SIGNATURE = "serving_default"
+WARMUP_FILE = os.path.join("assets.extra", "tf_serving_warmup_requests")
+MAX_WARMUP_RECORDS = 1000
+
+
+@dataclasses.dataclass(frozen=True)
+class TensorSpec:
+    dtype: int  # DataType enum
+    shape: tuple[int, ...] | None  # -1 for unknown dims; None for unknown rank
+
+    def accepts_shape(self, shape: Sequence[int]) -> bool:
+        if self.shape is None:
+            return True
+        return len(shape) == len(self.shape) and all(want in (-1, got) for want, got in zip(self.shape, shape))
+
+    @property
+    def batched(self) -> bool:
+        return self.shape is not None and len(self.shape) >= 1 and self.shape[0] == -1
+
+
+@dataclasses.dataclass(frozen=True)
+class Signature:
+    name: str
+    method_name: str
+    inputs: Mapping[str, TensorSpec]
+    outputs: Mapping[str, TensorSpec]
+
+    @property
+    def batchable(self) -> bool:
+        """Every input and output has a leading unknown (batch) dimension."""
+        return all(spec.batched for spec in (*self.inputs.values(), *self.outputs.values()))
+
+
+class Servable:
+    """A model version ready to serve. Thread-safe: the model may be called from several threads."""
+
+    def __init__(self, name: str, version: int, path: str, meta_graph: Any, loaded: Any):
+        self.name = name
+        self.version = version
+        self.path = path
+        self.meta_graph = meta_graph
+        self._loaded = loaded
+        self.signatures = {key: _signature(key, sig) for key, sig in meta_graph.signature_def.items()}
+        self._functions = {key: loaded.signatures[key] for key in self.signatures if key in loaded.signatures}
+
+    @classmethod
+    def load(cls, name: str, version: int, path: str) -> "Servable":
+        """Loads `path`; raises ServingError (NOT_FOUND, DATA_LOSS, ...) if it is not a usable SavedModel."""
+        meta_graph = read_meta_graph(path)
+        import tensorflow as tf
+
+        try:
+            loaded = tf.saved_model.load(path, tags=["serve"])
+        except Exception as exc:  # noqa: BLE001 - any load failure becomes the version's error status
+            raise errors.from_exception(exc) from exc
+        return cls(name, version, path, meta_graph, loaded)
+
+    # --- the model call -------------------------------------------------------------------------------
+
+    def run(self, signature_name: str, inputs: Mapping[str, np.ndarray], output_filter: Sequence[str] = ()) -> dict[str, np.ndarray]:
+        """Calls one signature on already validated inputs; returns the (filtered) outputs as numpy."""
+        import tensorflow as tf
+
+        function = self._functions[signature_name]
+        try:
+            outputs = function(**{alias: tf.constant(value) for alias, value in inputs.items()})
+        except Exception as exc:  # noqa: BLE001 - TF raises many types; callers get a status
+            raise errors.from_exception(exc) from exc
+        wanted = output_filter or outputs.keys()
+        return {alias: outputs[alias].numpy() for alias in wanted}
+
+    # --- TF Serving's request checks ----------------------------------------------------------------
+
+    def predict_signature(self, signature_name: str) -> Signature:
+        name = signature_name or DEFAULT_SIGNATURE
+        signature = self.signatures.get(name)
+        if signature is None or name not in self._functions:
+            raise errors.failed_precondition(f'Serving signature key "{name}" not found.')
+        return signature
+
+    def check_predict_inputs(self, signature: Signature, inputs: Mapping[str, np.ndarray],
+                             output_filter: Sequence[str] = ()) -> None:
+        """predict_util.cc checks, then dtype and shape checks the TF session would make."""
+        expected = signature.inputs
+        if len(inputs) != len(expected):
+            _raise_size_mismatch(inputs, expected)
+        for alias in inputs:
+            if alias not in expected:
+                raise errors.invalid_argument(
+                    f"input tensor alias not found in signature: {alias}. Inputs expected to be in the set "
+                    f"{{{','.join(sorted(expected))}}}."
+                )
+        for index, alias in enumerate(sorted(inputs)):
+            spec, value = expected[alias], inputs[alias]
+            given = tensors.dtype_enum(value)
+            if given != spec.dtype:
+                raise errors.invalid_argument(
+                    f"Expects arg[{index}] to be {tensors.dtype_name(spec.dtype)} but {tensors.dtype_name(given)} is provided"
+                )
+            if not spec.accepts_shape(value.shape):
+                raise errors.invalid_argument(
+                    f"input tensor {alias}: shape {_shape_text(value.shape)} is not compatible with the "
+                    f"signature's shape {_shape_text(spec.shape)}"
+                )
+        seen = set()
+        for alias in output_filter:
+            if alias not in signature.outputs:
+                raise errors.invalid_argument(
+                    f"output tensor alias not found in signature: {alias} Outputs expected to be in the set "
+                    f"{{{','.join(sorted(signature.outputs))}}}."
+                )
+            if alias in seen:
+                raise errors.invalid_argument(f"duplicate output tensor alias: {alias}")
+            seen.add(alias)
+
+    def example_signature(self, signature_name: str, method: str, check_method_name: bool) -> Signature:
+        """classifier.cc / regressor.cc signature checks for Classify (method=classify) and Regress."""
+        name = signature_name or DEFAULT_SIGNATURE
+        signature = self.signatures.get(name)
+        if signature is None or name not in self._functions:
+            raise errors.invalid_argument(f"No signature was found with the name: {name}")
+        kind = "classification" if method == CLASSIFY_METHOD else "regression"
+        if check_method_name and signature.method_name != method:
+            raise errors.invalid_argument(
+                f"Expected {kind} signature method_name to be {method}. Was: {signature.method_name}"
+            )
+        if len(signature.inputs) != 1:
+            raise errors.invalid_argument("Expected one input Tensor.")
+        if method == CLASSIFY_METHOD:
+            if len(signature.outputs) not in (1, 2):
+                raise errors.invalid_argument(f"Expected one or two output Tensors, found {len(signature.outputs)}")
+            if "inputs" not in signature.inputs:
+                raise errors.invalid_argument(f"No classification inputs found in SignatureDef: {_debug(signature)}")
+            if "classes" not in signature.outputs and "scores" not in signature.outputs:
+                raise errors.invalid_argument(
+                    'Expected classification signature outputs to contain at least one of "classes" or "scores". '
+                    f"Signature was: {_debug(signature)}"
+                )
+        else:
+            if len(signature.outputs) != 1:
+                raise errors.invalid_argument("Expected one output Tensor.")
+            if "inputs" not in signature.inputs:
+                raise errors.invalid_argument(f"No regression inputs found in SignatureDef: {_debug(signature)}")
+            if "outputs" not in signature.outputs:
+                raise errors.invalid_argument(f"No regression outputs found in SignatureDef: {_debug(signature)}")
+        return signature
+
+
+def read_meta_graph(path: str) -> Any:
+    """The `serve` MetaGraphDef of the SavedModel at `path` (TF Serving's load errors if unusable)."""
+    from serving import protos
+
+    pb_path = os.path.join(path, "saved_model.pb")
+    if not os.path.exists(pb_path):
+        if os.path.exists(os.path.join(path, "saved_model.pbtxt")):
+            raise errors.ServingError(errors.Code.UNIMPLEMENTED, f"text SavedModel {path}/saved_model.pbtxt is not supported")
+        raise errors.not_found(
+            f"Could not find SavedModel .pb or .pbtxt at supplied export directory path: {path}"
+        )
+    saved_model = protos.load().saved_model_pb2.SavedModel()
+    try:
+        with open(pb_path, "rb") as f:
+            saved_model.ParseFromString(f.read())
+    except Exception:  # noqa: BLE001 - protobuf raises DecodeError or RuntimeError depending on backend
+        raise errors.ServingError(errors.Code.DATA_LOSS, f"Could not parse SavedModel proto at {pb_path}") from None
+    for meta_graph in saved_model.meta_graphs:
+        if "serve" in meta_graph.meta_info_def.tags:
+            return meta_graph
+    raise errors.not_found(f"Could not find meta graph def matching supplied tags: {{ serve }} in {path}")
+
+
+def _signature(name: str, signature_def: Any) -> Signature:
+    return Signature(
+        name=name,
+        method_name=signature_def.method_name,
+        inputs={alias: _tensor_spec(info) for alias, info in signature_def.inputs.items()},
+        outputs={alias: _tensor_spec(info) for alias, info in signature_def.outputs.items()},
+    )
+
+
+def _tensor_spec(info: Any) -> TensorSpec:
+    shape = info.tensor_shape
+    if shape.unknown_rank:
+        return TensorSpec(info.dtype, None)
+    return TensorSpec(info.dtype, tuple(int(dim.size) for dim in shape.dim))
+
+
+def _raise_size_mismatch(inputs: Mapping[str, Any], expected: Mapping[str, Any]) -> None:
+    sent, wanted = set(inputs), set(expected)
+    raise errors.invalid_argument(
+        f"input size does not match signature: {len(inputs)}!={len(expected)} "
+        f"len({{{','.join(sorted(sent))}}}) != len({{{','.join(sorted(wanted))}}}). "
+        f"Sent extra: {{{','.join(sorted(sent - wanted))}}}. Missing but required: {{{','.join(sorted(wanted - sent))}}}."
+    )
+
+
+def _shape_text(shape: Sequence[int] | None) -> str:
+    return "[?]" if shape is None else "[" + ",".join(str(int(d)) for d in shape) + "]"
+
+
+def _debug(signature: Signature) -> str:
+    return f"method_name: {signature.method_name} inputs: {sorted(signature.inputs)} outputs: {sorted(signature.outputs)}"
+

@@ -1,0 +1,268 @@
+"""`ModelServer`: the version registry, batching, REST (uvicorn) and gRPC (grpc.aio) on one event loop.
+
+`ServerOptions` carries `tensorflow_model_server`'s flags with their meaning. `ModelServer.run()` serves
+until SIGTERM/SIGINT, then stops accepting, lets requests in flight finish and returns (exit 0);
+`start_in_background()` / `stop()` do the same from a thread, for tests and embedding.
+"""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import logging
+import os
+import signal
+import socket
+import threading
+import time
+from typing import Any
+
+from serving import errors, model_config, protos
+from serving.batching import DynamicBatcher
+from serving.inference import InferenceService
+from serving.metrics import ServingMetrics
+from serving.model_registry import ModelRegistry
+from serving.rest import DEFAULT_MAX_BODY_BYTES, create_app
+from serving.servable import Servable
+from serving.warmup import run_warmup
+
+log = logging.getLogger(__name__)
+GRPC_MAX_MESSAGE_BYTES = 2**31 - 1  # TF Serving: SetMaxMessageSize(kint32max)
+
+
+@dataclasses.dataclass
+class ServerOptions:
+    """tensorflow_model_server flags (same names and meaning) plus a few local settings."""
+
+    port: int = 8500
+    rest_api_port: int = 8501
+    model_name: str = "default"
+    model_base_path: str = ""
+    model_config_file: str = ""
+    model_config_file_poll_wait_seconds: float = 0
+    file_system_poll_wait_seconds: float = 1
+    enable_batching: bool = False
+    batching_parameters_file: str = ""
+    monitoring_config_file: str = ""
+    allow_version_labels_for_unavailable_models: bool = False
+    enable_model_warmup: bool = True
+    enable_signature_method_name_check: bool = False
+    rest_api_timeout_in_ms: int = 0
+    # Local settings (not tensorflow_model_server flags).
+    host: str = "0.0.0.0"
+    rest_api_max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    model_threads: int = dataclasses.field(default_factory=lambda: max(2, os.cpu_count() or 1))
+    shutdown_grace_seconds: float = 30.0
+    load_timeout_seconds: float | None = None
+
+    def validate(self) -> None:
+        """Server::BuildAndStart's checks, with its messages."""
+        if self.port == 0 and self.rest_api_port == 0:
+            raise errors.invalid_argument("At least one of --port or --rest_api_port must be set.")
+        if not self.model_base_path and not self.model_config_file:
+            raise errors.invalid_argument(
+                "Both server_options.model_base_path and server_options.model_config_file are empty!"
+            )
+        if self.batching_parameters_file and not self.enable_batching:
+            raise errors.invalid_argument(
+                "server_options.batching_parameters_file is set without setting server_options.enable_batching to true."
+            )
+        if self.port and self.port == self.rest_api_port:
+            raise errors.invalid_argument("--rest_api_port must be different than the one specified in --port.")
+
+
+class ModelServer:
+    def __init__(self, options: ServerOptions):
+        options.validate()
+        self.options = options
+        self.metrics = ServingMetrics()
+        self.monitoring = model_config.read_monitoring_options(options.monitoring_config_file or None)
+        self.batching = model_config.read_batching_options(options.batching_parameters_file or None) \
+            if options.enable_batching else None
+        self.registry = ModelRegistry(
+            self._load_version,
+            poll_wait_seconds=options.file_system_poll_wait_seconds,
+            allow_version_labels_for_unavailable_models=options.allow_version_labels_for_unavailable_models,
+            load_timeout_seconds=options.load_timeout_seconds,
+        )
+        self.grpc_port: int | None = None
+        self.rest_port: int | None = None
+        self._ready = threading.Event()
+        self._startup_error: BaseException | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stop_requested: asyncio.Event | None = None
+        self._thread: threading.Thread | None = None
+        self._config_text = ""
+
+    # --- lifecycle --------------------------------------------------------------------------------------
+
+    def run(self) -> None:
+        """Serves until SIGTERM/SIGINT (main thread), then shuts down gracefully."""
+        asyncio.run(self.serve(install_signal_handlers=True))
+
+    def start_in_background(self, timeout: float = 120.0) -> "ModelServer":
+        """Starts serving on a daemon thread; returns once models are loaded and ports listen."""
+        self._thread = threading.Thread(target=lambda: asyncio.run(self.serve()), name="model-server", daemon=True)
+        self._thread.start()
+        if not self._ready.wait(timeout):
+            raise TimeoutError(f"model server not ready after {timeout}s")
+        if self._startup_error is not None:
+            raise self._startup_error
+        return self
+
+    def stop(self, timeout: float = 60.0) -> None:
+        """Stops accepting, finishes requests in flight, unloads; safe to call from any thread."""
+        if self._loop is not None and self._stop_requested is not None:
+            with contextlib.suppress(RuntimeError):
+                self._loop.call_soon_threadsafe(self._stop_requested.set)
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    def __enter__(self) -> "ModelServer":
+        return self.start_in_background()
+
+    def __exit__(self, *exc: Any) -> None:
+        self.stop()
+
+    async def serve(self, install_signal_handlers: bool = False) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._stop_requested = asyncio.Event()
+        try:
+            await self._loop.run_in_executor(None, self._apply_config, self._initial_server_config())
+            service = self._inference_service()
+            grpc_server = await self._start_grpc(service) if self.options.port else None
+            rest_server, rest_task = await self._start_rest(service) if self.options.rest_api_port else (None, None)
+        except BaseException as exc:  # noqa: BLE001 - reported to start_in_background / run's caller
+            self._startup_error = exc
+            self._ready.set()
+            self.registry.stop()
+            raise
+        if install_signal_handlers:
+            for signum in (signal.SIGTERM, signal.SIGINT):
+                self._loop.add_signal_handler(signum, self._stop_requested.set)
+        config_poller = asyncio.ensure_future(self._poll_config_file())
+        log.info("Serving: gRPC on %s, REST on %s", self.grpc_port, self.rest_port)
+        self._ready.set()
+        await self._stop_requested.wait()
+        config_poller.cancel()
+        await self._shutdown(service, grpc_server, rest_server, rest_task)
+
+    async def _shutdown(self, service, grpc_server, rest_server, rest_task) -> None:
+        log.info("Shutting down: no new requests; finishing those in flight")
+        grace = self.options.shutdown_grace_seconds
+        if rest_server is not None:
+            rest_server.should_exit = True
+        if grpc_server is not None:
+            await grpc_server.stop(grace)
+        if rest_task is not None:
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(rest_task, grace)
+        await asyncio.get_running_loop().run_in_executor(None, service.close)
+        self.registry.stop()
+
+    # --- pieces -----------------------------------------------------------------------------------------
+
+    def _initial_server_config(self) -> Any:
+        if self.options.model_config_file:
+            with open(self.options.model_config_file, encoding="utf-8") as f:
+                self._config_text = f.read()
+            return model_config.read_model_server_config(self.options.model_config_file)
+        return model_config.single_model_server_config(self.options.model_name, self.options.model_base_path)
+
+    def _apply_config(self, server_config: Any) -> None:
+        self.registry.apply_config(model_config.model_configs(server_config))
+
+    def _load_version(self, name: str, version: int, path: str) -> Servable:
+        started = time.perf_counter()
+        servable = Servable.load(name, version, path)
+        if self.options.enable_model_warmup:
+            run_warmup(servable, self.options.enable_signature_method_name_check)
+        self.metrics.load_latency.labels(name).observe(time.perf_counter() - started)
+        return servable
+
+    def _inference_service(self) -> InferenceService:
+        batcher = None
+        if self.batching is not None:
+            batcher = DynamicBatcher(self.batching, on_batch=self.metrics.batch_size.observe)
+        return InferenceService(self.registry, batcher, model_threads=self.options.model_threads,
+                                check_method_name=self.options.enable_signature_method_name_check)
+
+    async def _start_grpc(self, service: InferenceService):
+        import grpc
+
+        from serving.grpc_service import build_model_servicer, build_prediction_servicer
+
+        apis = protos.load()
+        server = grpc.aio.server(options=[
+            ("grpc.max_receive_message_length", GRPC_MAX_MESSAGE_BYTES),
+            ("grpc.max_send_message_length", GRPC_MAX_MESSAGE_BYTES),
+            ("grpc.so_reuseport", 0),
+        ])
+        apis.prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(
+            build_prediction_servicer(service, self.metrics), server)
+        apis.model_service_pb2_grpc.add_ModelServiceServicer_to_server(
+            build_model_servicer(self.registry, self.metrics, self._apply_config), server)
+        self.grpc_port = server.add_insecure_port(f"{self._grpc_host()}:{self.options.port}")
+        if not self.grpc_port:
+            raise errors.unavailable(f"Failed to BuildAndStart gRPC server: cannot bind port {self.options.port}")
+        await server.start()
+        return server
+
+    def _grpc_host(self) -> str:
+        return "[::]" if self.options.host in ("0.0.0.0", "::") else self.options.host
+
+    async def _start_rest(self, service: InferenceService):
+        import uvicorn
+
+        monitoring = self.monitoring
+        app = create_app(service, self.metrics,
+                         prometheus_path=monitoring.prometheus_path if monitoring.prometheus_enabled else None,
+                         max_body_bytes=self.options.rest_api_max_body_bytes)
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((self.options.host, self.options.rest_api_port))
+        self.rest_port = sock.getsockname()[1]
+        config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off",
+                                timeout_graceful_shutdown=int(self.options.shutdown_grace_seconds))
+        server = _EmbeddedUvicorn(config)
+        task = asyncio.ensure_future(server.serve(sockets=[sock]))
+        while not server.started:
+            if task.done():
+                task.result()
+            await asyncio.sleep(0.01)
+        return server, task
+
+    async def _poll_config_file(self) -> None:
+        interval = self.options.model_config_file_poll_wait_seconds
+        if not self.options.model_config_file or interval <= 0:
+            return
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                with open(self.options.model_config_file, encoding="utf-8") as f:
+                    text = f.read()
+                if text == self._config_text:
+                    continue
+                self._config_text = text
+                config = model_config.read_model_server_config(self.options.model_config_file)
+                await loop.run_in_executor(None, self._apply_config, config)
+            except (OSError, errors.ServingError) as exc:
+                log.error("PollFilesystemAndReloadConfig failed to ReloadConfig: %s", exc)
+
+
+class _EmbeddedUvicorn:
+    """uvicorn.Server without its own signal handling: ModelServer owns SIGTERM/SIGINT."""
+
+    def __new__(cls, config):
+        import uvicorn
+
+        class Server(uvicorn.Server):
+            @contextlib.contextmanager
+            def capture_signals(self):
+                yield
+
+            def install_signal_handlers(self) -> None:
+                return None
+
+        return Server(config)
