@@ -71,13 +71,13 @@ def check_data(
     baseline_statistics: Optional[types.Artifact],
     drift: Dict[str, float],
     skew: Dict[str, float],
-) -> dict[str, anomalies_pb2.Anomalies]:
+) -> Dict[str, Optional[anomalies_pb2.Anomalies]]:
     """Every check's findings, keyed by a human title, in the order a reader should see them."""
     splits = artifact_utils.decode_split_names(statistics.split_names)
     sections = {f"schema ({split} split)": _schema_anomalies(anomalies, split) for split in splits}
     train = _split_statistics(statistics, _TRAIN)
     if drift and baseline_statistics is None:
-        sections["drift: skipped, no validated data yet (first run)"] = anomalies_pb2.Anomalies()
+        sections["drift: no validated data to compare with yet (first run)"] = None
     if drift and baseline_statistics is not None:
         baseline = _split_statistics(baseline_statistics, _TRAIN)
         found = tfdv.validate_statistics(train, _with_comparators(schema, drift, "drift"), previous_statistics=baseline)

@@ -6,7 +6,7 @@ how to accept it knowingly if it is expected.
 """
 from __future__ import annotations
 
-from typing import Mapping
+from typing import Mapping, Optional
 
 from tensorflow_metadata.proto.v0 import anomalies_pb2
 
@@ -32,15 +32,21 @@ def anomaly_lines(anomalies: anomalies_pb2.Anomalies) -> list[tuple[str, str, st
     return rows
 
 
-def has_anomalies(anomalies: anomalies_pb2.Anomalies) -> bool:
-    return bool(anomalies.anomaly_info) or anomalies.HasField("dataset_anomaly_info")
+def has_anomalies(anomalies: Optional[anomalies_pb2.Anomalies]) -> bool:
+    return anomalies is not None and (bool(anomalies.anomaly_info) or anomalies.HasField("dataset_anomaly_info"))
 
 
-def render(sections: Mapping[str, anomalies_pb2.Anomalies]) -> str:
-    """A plain-text report: one block per check (e.g. 'schema: train', 'drift', 'skew')."""
+def render(sections: Mapping[str, Optional[anomalies_pb2.Anomalies]]) -> str:
+    """A plain-text report: one block per check (e.g. 'schema: train', 'drift', 'skew').
+
+    A section whose value is None was skipped; its title says why.
+    """
     lines: list[str] = []
     found = False
     for title, anomalies in sections.items():
+        if anomalies is None:
+            lines.append(f"[skip] {title}")
+            continue
         rows = anomaly_lines(anomalies)
         if not rows:
             lines.append(f"[ok]   {title}: no anomalies")

@@ -35,3 +35,9 @@ def test_dataset_level_anomalies_are_reported():
     anomalies.dataset_anomaly_info.reason.add(short_description="Low num examples", description="0 < 1")
     assert validation_report.has_anomalies(anomalies)
     assert "(dataset): Low num examples" in validation_report.render({"schema (eval split)": anomalies})
+
+
+def test_skipped_sections_say_so():
+    report = validation_report.render({"drift: no validated data to compare with yet (first run)": None})
+    assert report == "[skip] drift: no validated data to compare with yet (first run)"
+    assert not validation_report.has_anomalies(None)
