@@ -35,10 +35,20 @@ class ServingMetrics:
             ["model_name"], buckets=(0.1, 0.5, 1, 2, 5, 10, 30, 60, 300), registry=self.registry,
         )
 
+        self._children: dict[tuple, object] = {}
+
     def record(self, model_name: str, api: str, entrypoint: str, code_name: str, seconds: float | None) -> None:
-        self.request_count.labels(model_name, code_name).inc()
+        """Counts a request by status; observes its latency when it succeeded."""
+        counter = self._children.get((model_name, code_name))
+        if counter is None:  # label lookups are cached: they cost more than the increment
+            counter = self._children[(model_name, code_name)] = self.request_count.labels(model_name, code_name)
+        counter.inc()
         if seconds is not None:
-            self.request_latency.labels(model_name, api, entrypoint).observe(seconds)
+            key = (model_name, api, entrypoint)
+            histogram = self._children.get(key)
+            if histogram is None:
+                histogram = self._children[key] = self.request_latency.labels(model_name, api, entrypoint)
+            histogram.observe(seconds)
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)

@@ -61,6 +61,7 @@ class Servable:
         self._loaded = loaded
         self.signatures = {key: _signature(key, sig) for key, sig in meta_graph.signature_def.items()}
         self._functions = {key: loaded.signatures[key] for key in self.signatures if key in loaded.signatures}
+        self._flat_orders = {key: _flat_order(function) for key, function in self._functions.items()}
 
     @classmethod
     def load(cls, name: str, version: int, path: str) -> "Servable":
@@ -81,8 +82,12 @@ class Servable:
         import tensorflow as tf
 
         function = self._functions[signature_name]
+        order = self._flat_orders.get(signature_name)
         try:
-            outputs = function(**{alias: tf.constant(value) for alias, value in inputs.items()})
+            if order is not None and len(order) == len(inputs):
+                outputs = function._call_flat([tf.constant(inputs[alias]) for alias in order], function.captured_inputs)
+            else:
+                outputs = function(**{alias: tf.constant(value) for alias, value in inputs.items()})
         except Exception as exc:  # noqa: BLE001 - TF raises many types; callers get a status
             raise errors.from_exception(exc) from exc
         wanted = output_filter or outputs.keys()
@@ -163,6 +168,25 @@ class Servable:
             if "outputs" not in signature.outputs:
                 raise errors.invalid_argument(f"No regression outputs found in SignatureDef: {_debug(signature)}")
         return signature
+
+
+def _flat_order(function: Any) -> list[str] | None:
+    """Argument order for ConcreteFunction._call_flat, or None to use the public keyword call.
+
+    The keyword call spends about as long binding and checking arguments in Python as the small model
+    takes to run, holding the GIL the event loop needs. Inputs are validated before any call, so the
+    flat call is used when (and only when) the function's placeholders provably match its parameters
+    one to one, in order; anything unexpected falls back to the public API.
+    """
+    try:
+        names = list(function.function_type.parameters)
+        placeholders = [tensor.name.split(":")[0] for tensor in function.inputs[: len(names)]]
+        if names != placeholders or not callable(getattr(function, "_call_flat", None)):
+            return None
+        function.captured_inputs  # noqa: B018 - must exist for the flat call
+    except Exception:  # noqa: BLE001 - a TF version without these internals
+        return None
+    return names
 
 
 def read_meta_graph(path: str) -> Any:

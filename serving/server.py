@@ -12,13 +12,13 @@ import dataclasses
 import logging
 import os
 import signal
-import socket
 import threading
 import time
 from typing import Any
 
 from serving import errors, model_config, protos
 from serving.batching import DynamicBatcher
+from serving.http_protocol import protocol_class
 from serving.inference import InferenceService
 from serving.metrics import ServingMetrics
 from serving.model_registry import ModelRegistry
@@ -218,18 +218,19 @@ class ModelServer:
         app = create_app(service, self.metrics,
                          prometheus_path=monitoring.prometheus_path if monitoring.prometheus_enabled else None,
                          max_body_bytes=self.options.rest_api_max_body_bytes)
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((self.options.host, self.options.rest_api_port))
-        self.rest_port = sock.getsockname()[1]
-        config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off",
+        # uvicorn binds the port itself: a socket handed to it pre-bound loses TCP_NODELAY semantics on
+        # keep-alive connections (40 ms Nagle/delayed-ACK stalls), measured in benchmarks/serving.py.
+        config = uvicorn.Config(app, host=self.options.host, port=self.options.rest_api_port, log_level="warning",
+                                access_log=False, lifespan="off", http=protocol_class(),
                                 timeout_graceful_shutdown=int(self.options.shutdown_grace_seconds))
         server = _EmbeddedUvicorn(config)
-        task = asyncio.ensure_future(server.serve(sockets=[sock]))
+        task = asyncio.ensure_future(server.serve())
         while not server.started:
             if task.done():
                 task.result()
+                raise errors.unavailable(f"cannot serve REST on port {self.options.rest_api_port}")
             await asyncio.sleep(0.01)
+        self.rest_port = server.servers[0].sockets[0].getsockname()[1]
         return server, task
 
     async def _poll_config_file(self) -> None:
