@@ -47,7 +47,8 @@ class ServerOptions:
     allow_version_labels_for_unavailable_models: bool = False
     enable_model_warmup: bool = True
     enable_signature_method_name_check: bool = False
-    rest_api_timeout_in_ms: int = 0
+    tensorflow_intra_op_parallelism: int = 0
+    tensorflow_inter_op_parallelism: int = 0
     # Local settings (not tensorflow_model_server flags).
     host: str = "0.0.0.0"
     rest_api_max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
@@ -128,6 +129,7 @@ class ModelServer:
         self._loop = asyncio.get_running_loop()
         self._stop_requested = asyncio.Event()
         try:
+            self._configure_tensorflow()
             await self._loop.run_in_executor(None, self._apply_config, self._initial_server_config())
             service = self._inference_service()
             grpc_server = await self._start_grpc(service) if self.options.port else None
@@ -161,6 +163,20 @@ class ModelServer:
         self.registry.stop()
 
     # --- pieces -----------------------------------------------------------------------------------------
+
+    def _configure_tensorflow(self) -> None:
+        intra, inter = self.options.tensorflow_intra_op_parallelism, self.options.tensorflow_inter_op_parallelism
+        if not intra and not inter:
+            return
+        import tensorflow as tf
+
+        try:
+            if intra:
+                tf.config.threading.set_intra_op_parallelism_threads(intra)
+            if inter:
+                tf.config.threading.set_inter_op_parallelism_threads(inter)
+        except RuntimeError as exc:  # TensorFlow already ran something in this process
+            log.warning("TensorFlow thread pools already set up; parallelism flags ignored: %s", exc)
 
     def _initial_server_config(self) -> Any:
         if self.options.model_config_file:

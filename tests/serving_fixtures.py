@@ -246,3 +246,39 @@ def write_corrupt_version(base_path: Path, version: int) -> Path:
     (target / "variables").mkdir(parents=True)
     (target / "saved_model.pb").write_bytes(b"\x08\x01garbage, not a SavedModel")
     return target
+
+
+# --- running servers in tests -------------------------------------------------------------------------
+
+def free_port() -> int:
+    """A loopback port free right now (the server binds it a moment later)."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def start_server(**options):
+    """A ModelServer on free loopback ports, started in a background thread (ready when this returns)."""
+    from serving.server import ModelServer, ServerOptions
+
+    options.setdefault("port", free_port())
+    options.setdefault("rest_api_port", free_port())
+    options.setdefault("host", "127.0.0.1")
+    options.setdefault("load_timeout_seconds", 120)
+    return ModelServer(ServerOptions(**options)).start_in_background()
+
+
+def wait_for(predicate, timeout: float = 60.0, interval: float = 0.05, message: str = "condition"):
+    """Polls `predicate` until it returns a truthy value (returned) or `timeout` passes (AssertionError)."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {message}")
+        time.sleep(interval)

@@ -1,0 +1,168 @@
+"""`tfxpipe serve` (tensorflow_model_server's flags) and `tfxpipe predict` (raw features in, classes out).
+
+Registered on the `tfxpipe` group by pipeline/cli.py. Heavy imports happen inside the commands.
+"""
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+import click
+
+# tensorflow_model_server flags this server does not implement: named in the error instead of "no such option".
+UNSUPPORTED_TF_SERVING_FLAGS = (
+    "grpc_socket_path", "rest_api_num_threads", "rest_api_enable_cors_support", "enable_per_model_batching_parameters",
+    "num_load_threads", "num_unload_threads", "max_num_load_retries", "load_retry_interval_micros",
+    "flush_filesystem_caches", "tensorflow_session_parallelism", "tensorflow_session_config_file",
+    "use_alts_credentials", "ssl_config_file", "platform_config_file", "per_process_gpu_memory_fraction",
+    "saved_model_tags", "grpc_channel_arguments", "grpc_max_threads", "num_request_iterations_for_warmup",
+    "version", "remove_unused_fields_from_bundle_metagraph", "prefer_tflite_model", "num_tflite_pools",
+    "num_tflite_interpreters_per_pool", "xla_cpu_compilation_enabled", "xla_gpu_compilation_enabled",
+    "enable_profiler", "thread_pool_factory_config_file", "rest_api_timeout_in_ms",
+)
+
+
+class _TfServingFlagsCommand(click.Command):
+    """Rejects unknown flags with a message that lists what is supported."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        try:
+            return super().parse_args(ctx, args)
+        except click.NoSuchOption as exc:
+            flag = exc.option_name
+            name = flag.lstrip("-").split("=", 1)[0]
+            supported = ", ".join(sorted(o for p in self.params for o in p.opts if o.startswith("--") and o != "--help"))
+            if name in UNSUPPORTED_TF_SERVING_FLAGS:
+                reason = f"{flag} is a tensorflow_model_server flag that tfxpipe serve does not implement."
+            else:
+                reason = f"unknown flag {flag}."
+            raise click.UsageError(f"{reason} Supported flags: {supported}", ctx) from None
+
+
+def _bool_flag(name: str, help_text: str, default: bool = False):
+    """A TF-Serving-style boolean: `--flag`, `--flag=true` or `--flag=false`."""
+    return click.option(name, type=click.BOOL, is_flag=False, flag_value=True, default=default,
+                        show_default=True, help=help_text)
+
+
+@click.command(cls=_TfServingFlagsCommand, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--port", type=int, default=8500, show_default=True, help="gRPC port; 0 disables gRPC.")
+@click.option("--rest_api_port", type=int, default=8501, show_default=True, help="REST port; 0 disables REST.")
+@click.option("--model_name", default="default", show_default=True, help="Model name (ignored with --model_config_file).")
+@click.option("--model_base_path", default="", help="Directory holding <version>/saved_model.pb (ignored with --model_config_file).")
+@click.option("--model_config_file", default="", help="Text-format ModelServerConfig: several models, version policies, labels.")
+@click.option("--model_config_file_poll_wait_seconds", type=float, default=0, show_default=True,
+              help="Re-read --model_config_file this often; 0 reads it once.")
+@click.option("--file_system_poll_wait_seconds", type=float, default=1, show_default=True,
+              help="Seconds between polls for new versions; 0 polls once, negative never.")
+@_bool_flag("--enable_batching", "Merge concurrent requests into one model call.")
+@click.option("--batching_parameters_file", default="", help="Text-format BatchingParameters (needs --enable_batching).")
+@click.option("--monitoring_config_file", default="", help="Text-format MonitoringConfig (Prometheus endpoint on the REST port).")
+@_bool_flag("--allow_version_labels_for_unavailable_models", "Allow labels on versions that are not loaded yet.")
+@_bool_flag("--enable_model_warmup", "Replay assets.extra/tf_serving_warmup_requests at load.", default=True)
+@_bool_flag("--enable_signature_method_name_check", "Require classify/regress method names on signatures.")
+@click.option("--tensorflow_intra_op_parallelism", type=int, default=0, show_default=True, help="0 = TensorFlow's choice.")
+@click.option("--tensorflow_inter_op_parallelism", type=int, default=0, show_default=True, help="0 = TensorFlow's choice.")
+@click.option("--host", default="0.0.0.0", show_default=True, help="[tfxpipe] Address to bind (TF Serving binds all).")
+@click.option("--rest_api_max_body_bytes", type=int, default=64 * 1024 * 1024, show_default=True,
+              help="[tfxpipe] Larger REST bodies get HTTP 413.")
+def serve(**flags: Any) -> None:
+    """Serve SavedModels over TF Serving's REST and gRPC APIs (tensorflow_model_server's flags).
+
+    Example: tfxpipe serve --model_name=penguin --model_base_path=$PWD/runs/serving/penguin
+    """
+    import os
+
+    from serving.errors import ServingError
+    from serving.server import ModelServer, ServerOptions
+
+    if flags["model_base_path"] and not flags["model_config_file"]:
+        flags["model_base_path"] = os.path.abspath(flags["model_base_path"])
+    try:
+        server = ModelServer(ServerOptions(**flags))
+        click.echo(f"tfxpipe serve: gRPC :{flags['port'] or '-'}  REST :{flags['rest_api_port'] or '-'} (loading models...)", err=True)
+        server.run()
+    except ServingError as exc:
+        click.secho(f"error: {exc.code.name}: {exc.message}", fg="red", err=True)
+        raise SystemExit(1) from None
+    except OSError as exc:
+        click.secho(f"error: {exc}", fg="red", err=True)
+        raise SystemExit(1) from None
+
+
+@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--model", "model_name", required=True, help="Model name on the server.")
+@click.option("--rest", "rest_url", default=None, help="REST base URL [default: http://localhost:8501].")
+@click.option("--grpc", "grpc_target", default=None, help="gRPC target host:port, instead of REST.")
+@click.option("--json", "json_rows", default=None, help="One row (JSON object) or a list of rows.")
+@click.option("--file", "rows_file", type=click.File("r"), default=None, help="JSON Lines file of rows ('-' = stdin).")
+@click.option("--signature", default="serving_default", show_default=True)
+@click.option("--version", type=int, default=None, help="Model version (default: latest).")
+@click.option("--label", default=None, help="Version label (e.g. stable).")
+@click.option("--timeout", type=float, default=10.0, show_default=True, help="Seconds per request.")
+@click.option("--retries", type=int, default=3, show_default=True, help="Attempts when the server is UNAVAILABLE.")
+@click.option("--format", "output_format", type=click.Choice(["table", "jsonl"]), default="table", show_default=True)
+def predict(model_name: str, rest_url: str | None, grpc_target: str | None, json_rows: str | None, rows_file,
+            signature: str, version: int | None, label: str | None, timeout: float, retries: int,
+            output_format: str) -> None:
+    """Send raw feature rows to a TF-Serving-compatible server and print predicted classes."""
+    from serving import client as client_lib
+
+    if rest_url and grpc_target:
+        raise click.UsageError("give --rest or --grpc, not both")
+    if (json_rows is None) == (rows_file is None):
+        raise click.UsageError("give exactly one of --json or --file")
+    try:
+        rows = _rows(json_rows, rows_file, client_lib)
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from None
+    options = dict(version=version, label=label, timeout=timeout, retry=client_lib.RetryPolicy(attempts=retries))
+    try:
+        with client_lib.connect(model_name, rest=None if grpc_target else (rest_url or "http://localhost:8501"),
+                                grpc_target=grpc_target, **options) as connection:
+            predictions = connection.predict(rows, signature_name=signature)
+    except client_lib.ServingClientError as exc:
+        click.secho(f"error: {exc}", fg="red", err=True)
+        raise SystemExit(1) from None
+    except ValueError as exc:
+        click.secho(f"error: {exc}", fg="red", err=True)
+        raise SystemExit(2) from None
+    _print(predictions, output_format)
+
+
+def _rows(json_rows: str | None, rows_file, client_lib) -> list[dict]:
+    if json_rows is not None:
+        try:
+            value = json.loads(json_rows)
+        except ValueError as exc:
+            raise ValueError(f"--json is not valid JSON: {exc}") from None
+        rows = value if isinstance(value, list) else [value]
+        if not rows or not all(isinstance(row, dict) for row in rows):
+            raise ValueError("--json must be an object of features or a non-empty list of them")
+        return rows
+    rows = client_lib.read_rows(rows_file)
+    if not rows:
+        raise ValueError("--file holds no rows")
+    return rows
+
+
+def _print(predictions, output_format: str) -> None:
+    if output_format == "jsonl":
+        for prediction in predictions:
+            click.echo(json.dumps({"predicted_class": prediction.predicted_class, "scores": prediction.class_scores,
+                                   "outputs": dict(prediction.outputs)}))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    class_names = list(predictions[0].class_scores) if predictions else []
+    table = Table(title="predictions")
+    table.add_column("row", justify="right")
+    table.add_column("predicted class")
+    for name in class_names:
+        table.add_column(name, justify="right")
+    for index, prediction in enumerate(predictions):
+        scores = prediction.class_scores
+        table.add_row(str(index), str(prediction.predicted_class), *(f"{scores.get(n, float('nan')):.3f}" for n in class_names))
+    Console(file=sys.stdout, soft_wrap=True).print(table)
