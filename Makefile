@@ -20,8 +20,10 @@ $(STAMP): requirements/lock.txt setup.py
 
 venv: $(STAMP)
 
+# The main job: run the pipeline, then serve the pushed model and query it over REST and gRPC.
 run: $(STAMP)
 	$(VENV)/bin/tfxpipe run --config $(CONFIG)
+	$(VENV)/bin/tfxpipe serve-check --config $(CONFIG)
 
 test: $(STAMP)
 	$(VENV)/bin/python -m pytest tests $(PYTEST_ARGS)

@@ -64,6 +64,29 @@ def report(config_path: str, workdir: str | None) -> None:
     report_lib.print_run_summary(result)
 
 
+@main.command("serve-check")
+@click.option("--config", "config_path", required=True, type=click.Path(dir_okay=False), help="Pipeline YAML under configs/.")
+@click.option("--workdir", default=None, type=click.Path(file_okay=False), help="Run directory [default: runs/<config name>/].")
+def serve_check(config_path: str, workdir: str | None) -> None:
+    """Serve the pushed model locally and query it once over REST and once over gRPC."""
+    from pathlib import Path
+
+    from pipeline import config as config_lib
+    from pipeline import runners
+    from pipeline.serve_check import serve_and_query
+
+    with fail_on_config_error():
+        loaded = config_lib.load(config_path)
+        layout = runners.Workdir(Path(workdir) if workdir else runners.default_workdir(loaded))
+        check = serve_and_query(loaded, layout.serving_dir)
+    click.echo(f"Served {loaded.cfg.model_name} version {check.version} from {layout.serving_dir} "
+               "(TF-Serving-compatible local server)")
+    click.echo(f"  request: {check.row}")
+    for protocol, prediction in (("REST", check.rest_prediction), ("gRPC", check.grpc_prediction)):
+        scores = ", ".join(f"{name} {score:.3f}" for name, score in prediction.class_scores.items())
+        click.echo(f"  {protocol:<4} → {prediction.predicted_class}  ({scores})")
+
+
 @main.command("compile")
 @click.option("--config", "config_path", required=True, type=click.Path(dir_okay=False), help="Pipeline YAML under configs/.")
 @click.option("--target", type=click.Choice(["kubeflow"]), default="kubeflow", show_default=True)

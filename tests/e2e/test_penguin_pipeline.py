@@ -96,3 +96,16 @@ def test_corrupted_data_stops_before_training_and_keeps_the_model(first_run, wor
     assert "body_mass_g" in report and "island" in report and "species" in report
     assert "[FAIL] schema (train split)" in report
     assert _versions(workdir / "serving_model") == before
+
+
+def test_pushed_model_is_served_and_answers_rest_and_grpc(first_run, workdir):
+    from pipeline.serve_check import serve_and_query
+
+    loaded = config.load(ROOT / "configs/penguin.yaml")
+    check = serve_and_query(loaded, workdir / "serving_model")
+    assert check.version == int(Path(first_run.pushed_path).name)
+    assert check.row["island"] == "Torgersen"  # first complete row of the bundled data: an Adelie
+    for prediction in (check.rest_prediction, check.grpc_prediction):
+        assert prediction.predicted_class == "Adelie"
+        assert set(prediction.class_scores) == {"Adelie", "Chinstrap", "Gentoo"}
+    assert check.rest_prediction.class_scores == pytest.approx(check.grpc_prediction.class_scores, abs=1e-6)
