@@ -103,13 +103,20 @@ class ModelServer:
 
     def start_in_background(self, timeout: float = 120.0) -> "ModelServer":
         """Starts serving on a daemon thread; returns once models are loaded and ports listen."""
-        self._thread = threading.Thread(target=lambda: asyncio.run(self.serve()), name="model-server", daemon=True)
+        self._thread = threading.Thread(target=self._serve_in_thread, name="model-server", daemon=True)
         self._thread.start()
         if not self._ready.wait(timeout):
             raise TimeoutError(f"model server not ready after {timeout}s")
         if self._startup_error is not None:
             raise self._startup_error
         return self
+
+    def _serve_in_thread(self) -> None:
+        try:
+            asyncio.run(self.serve())
+        except BaseException:  # noqa: BLE001 - startup errors reach start_in_background's caller
+            if self._startup_error is None:
+                log.exception("model server stopped with an error")
 
     def stop(self, timeout: float = 60.0) -> None:
         """Stops accepting, finishes requests in flight, unloads; safe to call from any thread."""

@@ -1,0 +1,319 @@
+"""Model versions on a running server: swaps under load, corrupt and half-written pushes, policies, labels,
+config reloads over gRPC, Prometheus metrics, and graceful shutdown on SIGTERM."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.serving_fixtures import (
+    CLASS_NAMES, PENGUIN_ROW, ModelStore, free_port, start_server, wait_for, write_corrupt_version,
+)
+
+pytestmark = pytest.mark.slow
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory):
+    return ModelStore(tmp_path_factory.mktemp("serving_models"))
+
+
+@pytest.fixture
+def base(tmp_path):
+    path = tmp_path / "models" / "penguin"
+    path.mkdir(parents=True)
+    return path
+
+
+def _predict(url, name="penguin", path_suffix=""):
+    import httpx
+
+    response = httpx.post(f"{url}/v1/models/{name}{path_suffix}:predict", json={"instances": [PENGUIN_ROW]}, timeout=30)
+    return response.status_code, response.json()
+
+
+def _status(url, name="penguin"):
+    import httpx
+
+    response = httpx.get(f"{url}/v1/models/{name}", timeout=30)
+    return {int(s["version"]): s for s in response.json().get("model_version_status", [])}
+
+
+def _rest(server):
+    return f"http://127.0.0.1:{server.rest_port}"
+
+
+def test_new_version_pushed_under_load_serves_with_zero_failed_requests(store, base):
+    import grpc
+    from tensorflow_serving.apis import prediction_service_pb2_grpc
+
+    from tests.serving_fixtures import predict_request
+
+    store.push(base, 1, favoured_class=0)
+    server = start_server(model_name="penguin", model_base_path=str(base), enable_batching=True,
+                          file_system_poll_wait_seconds=0.2)
+    url = _rest(server)
+    failures, answers, stop = [], [], threading.Event()
+
+    def rest_load():
+        import httpx
+
+        with httpx.Client(base_url=url, timeout=30) as client:
+            while not stop.is_set():
+                try:
+                    response = client.post("/v1/models/penguin:predict", json={"instances": [PENGUIN_ROW]})
+                    if response.status_code != 200:
+                        failures.append(response.text)
+                    else:
+                        answers.append(response.json()["predictions"][0]["predicted_class"])
+                except Exception as exc:  # noqa: BLE001 - every failure counts
+                    failures.append(repr(exc))
+
+    def grpc_load():
+        channel = grpc.insecure_channel(f"127.0.0.1:{server.grpc_port}")
+        stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
+        request = predict_request([PENGUIN_ROW])
+        request.model_spec.name = "penguin"
+        while not stop.is_set():
+            try:
+                stub.Predict(request, timeout=30)
+            except grpc.RpcError as exc:
+                failures.append(f"grpc {exc.code()}: {exc.details()}")
+        channel.close()
+
+    threads = [threading.Thread(target=rest_load) for _ in range(6)] + [threading.Thread(target=grpc_load) for _ in range(2)]
+    try:
+        for thread in threads:
+            thread.start()
+        wait_for(lambda: len(answers) > 20, message="traffic on version 1")
+        assert set(answers) == {CLASS_NAMES[0]}
+        store.push(base, 2, favoured_class=2)
+        wait_for(lambda: answers and answers[-1] == CLASS_NAMES[2], message="version 2 answering")
+        seen = len(answers)
+        wait_for(lambda: len(answers) > seen + 20, message="more traffic after the swap")
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join(60)
+        statuses = _status(url)
+        server.stop()
+    assert failures == []
+    assert answers[-1] == CLASS_NAMES[2] and set(answers) == {CLASS_NAMES[0], CLASS_NAMES[2]}
+    assert statuses[2]["state"] == "AVAILABLE" and statuses[1]["state"] == "END"
+    assert statuses[1]["status"]["error_code"] == "OK"
+
+
+def test_corrupt_version_is_reported_and_the_good_one_keeps_serving(store, base):
+    store.push(base, 1, favoured_class=0)
+    server = start_server(model_name="penguin", model_base_path=str(base), file_system_poll_wait_seconds=0.2)
+    url = _rest(server)
+    try:
+        write_corrupt_version(base, 2)
+        status = wait_for(lambda: _status(url).get(2, {}).get("state") == "END" and _status(url), message="v2 failing")
+        assert status[2]["status"]["error_code"] == "DATA_LOSS"
+        assert "Could not parse SavedModel proto" in status[2]["status"]["error_message"]
+        assert status[1]["state"] == "AVAILABLE"
+        code, body = _predict(url)
+        assert code == 200 and body["predictions"][0]["predicted_class"] == CLASS_NAMES[0]
+        assert _predict(url, path_suffix="/versions/2")[0] == 404
+
+        # The push is redone properly into the same directory: its contents change, so it is retried.
+        shutil.rmtree(base / "2")
+        store.push(base, 2, favoured_class=1)
+        wait_for(lambda: _status(url).get(2, {}).get("state") == "AVAILABLE", message="fixed v2 loading")
+        wait_for(lambda: _predict(url)[1]["predictions"][0]["predicted_class"] == CLASS_NAMES[1], message="v2 serving")
+    finally:
+        server.stop()
+
+
+def test_half_written_version_is_not_served_until_complete(store, base):
+    store.push(base, 1, favoured_class=0)
+    server = start_server(model_name="penguin", model_base_path=str(base), file_system_poll_wait_seconds=0.2)
+    url = _rest(server)
+    try:
+        (base / "2" / "variables").mkdir(parents=True)  # a copy in progress: no saved_model.pb yet
+        status = wait_for(lambda: _status(url).get(2, {}).get("state") == "END" and _status(url), message="v2 reported")
+        assert status[2]["status"]["error_code"] == "NOT_FOUND"
+        assert _predict(url)[1]["predictions"][0]["predicted_class"] == CLASS_NAMES[0]
+        shutil.rmtree(base / "2")
+        shutil.copytree(store.variant(favoured_class=2), base / "2")
+        wait_for(lambda: _predict(url)[1]["predictions"][0]["predicted_class"] == CLASS_NAMES[2], message="v2 serving")
+        assert _status(url)[1]["state"] == "END"
+    finally:
+        server.stop()
+
+
+def _write_config(path: Path, base: Path, policy: str, labels: dict[str, int] | None = None) -> Path:
+    label_text = "".join(f"    version_labels {{ key: '{k}' value: {v} }}\n" for k, v in (labels or {}).items())
+    path.write_text(
+        "model_config_list {\n  config {\n    name: 'penguin'\n"
+        f"    base_path: '{base}'\n    model_platform: 'tensorflow'\n"
+        f"    model_version_policy {{ {policy} }}\n{label_text}  }}\n}}\n"
+    )
+    return path
+
+
+def test_config_file_policies_labels_and_reload_over_grpc(store, base, tmp_path):
+    import grpc
+    from tensorflow_serving.apis import model_management_pb2, model_service_pb2_grpc
+    from tensorflow_serving.config import model_server_config_pb2
+    from google.protobuf import text_format
+
+    for version, favoured in ((1, 0), (2, 1), (3, 2)):
+        store.push(base, version, favoured_class=favoured)
+    config = _write_config(tmp_path / "models.config", base, "specific { versions: 1 versions: 2 }",
+                           {"stable": 1, "canary": 2})
+    server = start_server(model_config_file=str(config), allow_version_labels_for_unavailable_models=True,
+                          file_system_poll_wait_seconds=0.2)
+    url = _rest(server)
+    try:
+        assert sorted(_status(url)) == [1, 2]
+        assert _predict(url, path_suffix="/labels/stable")[1]["predictions"][0]["predicted_class"] == CLASS_NAMES[0]
+        assert _predict(url, path_suffix="/labels/canary")[1]["predictions"][0]["predicted_class"] == CLASS_NAMES[1]
+        assert _predict(url)[1]["predictions"][0]["predicted_class"] == CLASS_NAMES[1]  # latest of those served
+        assert _predict(url, path_suffix="/versions/3")[0] == 404
+
+        channel = grpc.insecure_channel(f"127.0.0.1:{server.grpc_port}")
+        stub = model_service_pb2_grpc.ModelServiceStub(channel)
+        new_config = text_format.Parse(
+            _write_config(tmp_path / "new.config", base, "all {}", {"stable": 2}).read_text(),
+            model_server_config_pb2.ModelServerConfig())
+        response = stub.HandleReloadConfigRequest(model_management_pb2.ReloadConfigRequest(config=new_config), timeout=60)
+        assert response.status.error_code == 0
+        wait_for(lambda: _status(url).get(3, {}).get("state") == "AVAILABLE", message="v3 under the 'all' policy")
+        assert _predict(url, path_suffix="/labels/stable")[1]["predictions"][0]["predicted_class"] == CLASS_NAMES[1]
+
+        bad = text_format.Parse(_write_config(tmp_path / "bad.config", base, "all {}", {"stable": 9}).read_text(),
+                                model_server_config_pb2.ModelServerConfig())
+        with pytest.raises(grpc.RpcError) as caught:
+            stub.HandleReloadConfigRequest(model_management_pb2.ReloadConfigRequest(config=bad), timeout=60)
+        assert caught.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+        assert "Request to assign label to version 9 of model penguin" in caught.value.details()
+        channel.close()
+    finally:
+        server.stop()
+
+
+def test_labels_on_unloaded_versions_fail_startup_like_tf_serving(store, base, tmp_path):
+    from serving.errors import Code, ServingError
+
+    store.push(base, 1)
+    config = _write_config(tmp_path / "models.config", base, "latest { num_versions: 1 }", {"stable": 1})
+    with pytest.raises(ServingError) as caught:
+        start_server(model_config_file=str(config))
+    assert caught.value.code == Code.FAILED_PRECONDITION
+    assert "which is not currently available for inference" in caught.value.message
+
+
+def test_latest_two_policy_and_prometheus_metrics(store, base, tmp_path):
+    import httpx
+
+    for version in (1, 2, 3):
+        store.push(base, version)
+    monitoring = tmp_path / "monitoring.config"
+    monitoring.write_text("prometheus_config { enable: true, path: '/monitoring/prometheus/metrics' }\n")
+    batching = tmp_path / "batching.config"
+    batching.write_text("max_batch_size { value: 16 }\nbatch_timeout_micros { value: 1000 }\nnum_batch_threads { value: 1 }\n")
+    config = _write_config(tmp_path / "models.config", base, "latest { num_versions: 2 }")
+    server = start_server(model_config_file=str(config), monitoring_config_file=str(monitoring),
+                          enable_batching=True, batching_parameters_file=str(batching))
+    url = _rest(server)
+    try:
+        assert {v: s["state"] for v, s in _status(url).items()} == {2: "AVAILABLE", 3: "AVAILABLE"}
+        assert _predict(url)[0] == 200
+        too_big = httpx.post(f"{url}/v1/models/penguin:predict", json={"instances": [PENGUIN_ROW] * 17}, timeout=30)
+        assert too_big.status_code == 400
+        assert too_big.json()["error"] == "Task size 17 is larger than maximum input batch size 16"
+        metrics = httpx.get(f"{url}/monitoring/prometheus/metrics", timeout=30).text
+        assert ':tensorflow:serving:request_count_total{model_name="penguin",status="OK"}' in metrics
+        assert ":tensorflow:serving:batching_session:processed_batch_size_count" in metrics
+    finally:
+        server.stop()
+
+
+def test_sigterm_stops_accepting_finishes_and_exits_zero(store, base):
+    import httpx
+
+    store.push(base, 1)
+    rest_port, grpc_port = free_port(), free_port()
+    command = [sys.executable, "-c", "import sys; from serving.cli import serve; serve.main(sys.argv[1:])",
+               f"--port={grpc_port}", f"--rest_api_port={rest_port}", "--host=127.0.0.1",
+               "--model_name=penguin", f"--model_base_path={base}", "--enable_batching"]
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+    process = subprocess.Popen(command, cwd=PROJECT_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        url = f"http://127.0.0.1:{rest_port}"
+
+        def ready():
+            if process.poll() is not None:
+                raise AssertionError(process.stderr.read().decode()[-2000:])
+            try:
+                return httpx.get(f"{url}/v1/models/penguin", timeout=2).status_code == 200
+            except httpx.TransportError:
+                return False
+
+        wait_for(ready, timeout=120, message="server ready")
+        results = []
+        workers = [threading.Thread(target=lambda: results.append(_safe_predict(url))) for _ in range(8)]
+        for worker in workers:
+            worker.start()
+        process.send_signal(signal.SIGTERM)
+        for worker in workers:
+            worker.join(60)
+        assert process.wait(timeout=60) == 0
+        # Requests either completed normally or found the port already closed; none failed mid-flight.
+        assert all(result in ("ok", "refused") for result in results), results
+    finally:
+        if process.poll() is None:
+            process.kill()
+
+
+def _safe_predict(url: str) -> str:
+    import httpx
+
+    try:
+        response = httpx.post(f"{url}/v1/models/penguin:predict", json={"instances": [PENGUIN_ROW]}, timeout=30)
+    except httpx.ConnectError:
+        return "refused"
+    except httpx.TransportError as exc:
+        return repr(exc)
+    return "ok" if response.status_code == 200 else f"{response.status_code}: {response.text}"
+
+
+def test_predict_cli_against_a_running_server(store, base, tmp_path):
+    from click.testing import CliRunner
+
+    from pipeline.cli import main
+
+    store.push(base, 1, favoured_class=2)
+    server = start_server(model_name="penguin", model_base_path=str(base))
+    try:
+        rows = tmp_path / "rows.jsonl"
+        rows.write_text(json.dumps(PENGUIN_ROW) + "\n" + json.dumps(dict(PENGUIN_ROW, sex=None, body_mass_g=None)) + "\n")
+        for transport in (["--rest", _rest(server)], ["--grpc", f"127.0.0.1:{server.grpc_port}"]):
+            result = CliRunner().invoke(main, ["predict", "--model", "penguin", *transport, "--file", str(rows),
+                                               "--format", "jsonl"])
+            assert result.exit_code == 0, result.output
+            lines = [json.loads(line) for line in result.output.splitlines()]
+            assert [line["predicted_class"] for line in lines] == [CLASS_NAMES[2]] * 2
+            assert set(lines[0]["scores"]) == set(CLASS_NAMES)
+        table = CliRunner().invoke(main, ["predict", "--model", "penguin", "--rest", _rest(server),
+                                          "--json", json.dumps(PENGUIN_ROW)])
+        assert table.exit_code == 0 and CLASS_NAMES[2] in table.output and "Adelie" in table.output
+        wrong = CliRunner().invoke(main, ["predict", "--model", "nope", "--rest", _rest(server),
+                                          "--json", json.dumps(PENGUIN_ROW), "--retries", "1"])
+        assert wrong.exit_code == 1 and "NOT_FOUND" in wrong.output
+    finally:
+        server.stop()
+    down = CliRunner().invoke(main, ["predict", "--model", "penguin", "--rest", _rest(server),
+                                     "--json", json.dumps(PENGUIN_ROW), "--retries", "2"])
+    assert down.exit_code == 1 and "cannot reach the model server" in down.output
