@@ -7,13 +7,14 @@ free and either `max_batch_size` rows are queued or the oldest task has waited `
 `max_batch_size` fails unless large batch splitting is on. Batch sizes are padded up to the next
 `allowed_batch_sizes` entry when that list is set.
 
-Requests are awaited on the event loop; model calls run on `num_batch_threads` threads, so the loop
-keeps parsing and answering while the model works.
+Requests are awaited on the event loop (REST) or block their own thread (gRPC workers); model calls run
+on `num_batch_threads` threads, so the event loop keeps parsing and answering while the model works.
 """
 from __future__ import annotations
 
 import asyncio
 import collections
+import concurrent.futures
 import dataclasses
 import logging
 import threading
@@ -36,8 +37,8 @@ class _Task:
     inputs: Mapping[str, np.ndarray]
     output_filter: tuple[str, ...]
     rows: int
-    future: asyncio.Future
-    loop: asyncio.AbstractEventLoop
+    future: Any  # asyncio.Future (loop set) or concurrent.futures.Future (loop None)
+    loop: asyncio.AbstractEventLoop | None
     enqueued_at: float
 
 
@@ -61,15 +62,27 @@ class DynamicBatcher:
     async def run(self, servable: Any, signature_name: str, inputs: Mapping[str, np.ndarray],
                   output_filter: Sequence[str] = ()) -> dict[str, np.ndarray]:
         """Queues one request's (validated, batchable) inputs and waits for its share of the outputs."""
+        loop = asyncio.get_running_loop()
+        future = loop.create_future()
+        self._enqueue(servable, signature_name, inputs, output_filter, future, loop)
+        return await future
+
+    def run_blocking(self, servable: Any, signature_name: str, inputs: Mapping[str, np.ndarray],
+                     output_filter: Sequence[str] = ()) -> dict[str, np.ndarray]:
+        """`run` for callers on their own threads (the gRPC server's workers)."""
+        future: concurrent.futures.Future = concurrent.futures.Future()
+        self._enqueue(servable, signature_name, inputs, output_filter, future, None)
+        return future.result()
+
+    def _enqueue(self, servable, signature_name, inputs, output_filter, future, loop) -> None:
         rows = batch_rows(inputs)
         limit = self.options.max_batch_size
         if rows > limit and not self.options.enable_large_batch_splitting:
             raise errors.invalid_argument(f"Task size {rows} is larger than maximum input batch size {limit}")
-        loop = asyncio.get_running_loop()
         task = _Task(
             key=(id(servable), signature_name, tuple(output_filter), _inner_shapes(inputs)),
             servable=servable, signature_name=signature_name, inputs=inputs, output_filter=tuple(output_filter),
-            rows=rows, future=loop.create_future(), loop=loop, enqueued_at=time.monotonic(),
+            rows=rows, future=future, loop=loop, enqueued_at=time.monotonic(),
         )
         with self._cond:
             if self._closed:
@@ -79,7 +92,6 @@ class DynamicBatcher:
             self._queue.append(task)
             self._queued_rows += rows
             self._cond.notify()
-        return await task.future
 
     def close(self, timeout: float = 10.0) -> None:
         """Finishes queued tasks, then stops the batch threads."""
@@ -200,6 +212,11 @@ def _run_split(task: _Task, chunk: int) -> dict[str, np.ndarray]:
 
 
 def _resolve(task: _Task, result: Any = None, exc: BaseException | None = None) -> None:
+    if task.loop is None:  # a blocking caller: concurrent futures are thread-safe
+        if not task.future.done():
+            task.future.set_exception(exc) if exc is not None else task.future.set_result(result)
+        return
+
     def settle():
         if task.future.done():
             return

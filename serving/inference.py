@@ -15,7 +15,7 @@ import numpy as np
 from serving import errors
 from serving.batching import DynamicBatcher, batch_rows
 from serving.model_registry import ModelRegistry
-from serving.servable import CLASSIFY_METHOD, REGRESS_METHOD, Servable
+from serving.servable import CLASSIFY_METHOD, REGRESS_METHOD, Servable, Signature
 
 
 @dataclasses.dataclass(frozen=True)
@@ -46,37 +46,62 @@ class InferenceService:
     def resolve(self, request: ModelRequest) -> Servable:
         return self.registry.resolve(request.name, request.version, request.label)
 
+    # Each API comes twice: `async` for the event loop (REST), `*_blocking` for gRPC worker threads.
+
     async def predict(self, request: ModelRequest, inputs: Mapping[str, np.ndarray],
                       output_filter: Sequence[str] = (), servable: Servable | None = None) -> Result:
-        servable = servable or self.resolve(request)
-        signature = servable.predict_signature(request.signature_name)
-        servable.check_predict_inputs(signature, inputs, output_filter)
-        outputs = await self._run(servable, signature.name, inputs, tuple(output_filter),
-                                  batchable=signature.batchable)
+        servable, signature = self._plan_predict(request, inputs, output_filter, servable)
+        outputs = await self._run(servable, signature, inputs, tuple(output_filter))
+        return Result(servable, signature.name, outputs)
+
+    def predict_blocking(self, request: ModelRequest, inputs: Mapping[str, np.ndarray],
+                         output_filter: Sequence[str] = ()) -> Result:
+        servable, signature = self._plan_predict(request, inputs, output_filter, None)
+        outputs = self._run_blocking(servable, signature, inputs, tuple(output_filter))
         return Result(servable, signature.name, outputs)
 
     async def classify(self, request: ModelRequest, examples: np.ndarray) -> tuple[Result, np.ndarray | None, np.ndarray | None]:
         """Runs a classification signature; returns (result, classes [N,K] or None, scores [N,K] or None)."""
-        servable = self.resolve(request)
-        signature = servable.example_signature(request.signature_name, CLASSIFY_METHOD, self.check_method_name)
-        outputs = await self._run(servable, signature.name, {"inputs": examples}, (), batchable=signature.batchable)
-        classes, scores = outputs.get("classes"), outputs.get("scores")
-        _check_classification(classes, scores, len(examples))
-        return Result(servable, signature.name, outputs), classes, scores
+        servable, signature = self._plan_examples(request, CLASSIFY_METHOD)
+        return _classified(servable, signature, await self._run(servable, signature, {"inputs": examples}, ()), examples)
+
+    def classify_blocking(self, request: ModelRequest, examples: np.ndarray):
+        servable, signature = self._plan_examples(request, CLASSIFY_METHOD)
+        return _classified(servable, signature, self._run_blocking(servable, signature, {"inputs": examples}, ()), examples)
 
     async def regress(self, request: ModelRequest, examples: np.ndarray) -> tuple[Result, np.ndarray]:
-        servable = self.resolve(request)
-        signature = servable.example_signature(request.signature_name, REGRESS_METHOD, self.check_method_name)
-        outputs = await self._run(servable, signature.name, {"inputs": examples}, (), batchable=signature.batchable)
-        values = _check_regression(outputs["outputs"], len(examples))
-        return Result(servable, signature.name, outputs), values
+        servable, signature = self._plan_examples(request, REGRESS_METHOD)
+        return _regressed(servable, signature, await self._run(servable, signature, {"inputs": examples}, ()), examples)
 
-    async def _run(self, servable: Servable, signature_name: str, inputs: Mapping[str, np.ndarray],
-                   output_filter: tuple[str, ...], batchable: bool) -> Mapping[str, np.ndarray]:
-        if self.batcher is not None and batchable and batch_rows(inputs) > 0:
-            return await self.batcher.run(servable, signature_name, inputs, output_filter)
+    def regress_blocking(self, request: ModelRequest, examples: np.ndarray) -> tuple[Result, np.ndarray]:
+        servable, signature = self._plan_examples(request, REGRESS_METHOD)
+        return _regressed(servable, signature, self._run_blocking(servable, signature, {"inputs": examples}, ()), examples)
+
+    def _plan_predict(self, request, inputs, output_filter, servable):
+        servable = servable or self.resolve(request)
+        signature = servable.predict_signature(request.signature_name)
+        servable.check_predict_inputs(signature, inputs, output_filter)
+        return servable, signature
+
+    def _plan_examples(self, request: ModelRequest, method: str):
+        servable = self.resolve(request)
+        return servable, servable.example_signature(request.signature_name, method, self.check_method_name)
+
+    def _batched(self, signature: Signature, inputs: Mapping[str, np.ndarray]) -> bool:
+        return self.batcher is not None and signature.batchable and batch_rows(inputs) > 0
+
+    async def _run(self, servable: Servable, signature: Signature, inputs: Mapping[str, np.ndarray],
+                   output_filter: tuple[str, ...]) -> Mapping[str, np.ndarray]:
+        if self._batched(signature, inputs):
+            return await self.batcher.run(servable, signature.name, inputs, output_filter)
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, servable.run, signature_name, inputs, output_filter)
+        return await loop.run_in_executor(self._executor, servable.run, signature.name, inputs, output_filter)
+
+    def _run_blocking(self, servable: Servable, signature: Signature, inputs: Mapping[str, np.ndarray],
+                      output_filter: tuple[str, ...]) -> Mapping[str, np.ndarray]:
+        if self._batched(signature, inputs):
+            return self.batcher.run_blocking(servable, signature.name, inputs, output_filter)
+        return servable.run(signature.name, inputs, output_filter)
 
     def close(self) -> None:
         if self.batcher is not None:
@@ -104,6 +129,16 @@ def serialized_examples(model_input: Any) -> np.ndarray:
     array = np.empty(len(serialized), dtype=object)
     array[:] = serialized
     return array
+
+
+def _classified(servable: Servable, signature: Signature, outputs: Mapping[str, np.ndarray], examples: np.ndarray):
+    classes, scores = outputs.get("classes"), outputs.get("scores")
+    _check_classification(classes, scores, len(examples))
+    return Result(servable, signature.name, outputs), classes, scores
+
+
+def _regressed(servable: Servable, signature: Signature, outputs: Mapping[str, np.ndarray], examples: np.ndarray):
+    return Result(servable, signature.name, outputs), _check_regression(outputs["outputs"], len(examples))
 
 
 def _check_classification(classes: np.ndarray | None, scores: np.ndarray | None, num_examples: int) -> None:

@@ -49,6 +49,7 @@ class ServerOptions:
     enable_signature_method_name_check: bool = False
     tensorflow_intra_op_parallelism: int = 0
     tensorflow_inter_op_parallelism: int = 0
+    grpc_max_threads: int = dataclasses.field(default_factory=lambda: max(8, 2 * (os.cpu_count() or 1)))
     # Local settings (not tensorflow_model_server flags).
     host: str = "0.0.0.0"
     rest_api_max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
@@ -161,8 +162,9 @@ class ModelServer:
         grace = self.options.shutdown_grace_seconds
         if rest_server is not None:
             rest_server.should_exit = True
-        if grpc_server is not None:
-            await grpc_server.stop(grace)
+        if grpc_server is not None:  # stops accepting now; waits for RPCs in flight up to `grace`
+            stopped = grpc_server.stop(grace)
+            await asyncio.get_running_loop().run_in_executor(None, stopped.wait)
         if rest_task is not None:
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(rest_task, grace)
@@ -211,16 +213,19 @@ class ModelServer:
                                 check_method_name=self.options.enable_signature_method_name_check)
 
     async def _start_grpc(self, service: InferenceService):
+        import concurrent.futures
+
         import grpc
 
         from serving.grpc_service import build_model_servicer, build_prediction_servicer
 
         apis = protos.load()
-        server = grpc.aio.server(options=[
-            ("grpc.max_receive_message_length", GRPC_MAX_MESSAGE_BYTES),
-            ("grpc.max_send_message_length", GRPC_MAX_MESSAGE_BYTES),
-            ("grpc.so_reuseport", 0),
-        ])
+        server = grpc.server(
+            concurrent.futures.ThreadPoolExecutor(self.options.grpc_max_threads, thread_name_prefix="grpc"),
+            options=[("grpc.max_receive_message_length", GRPC_MAX_MESSAGE_BYTES),
+                     ("grpc.max_send_message_length", GRPC_MAX_MESSAGE_BYTES),
+                     ("grpc.so_reuseport", 0)],
+        )
         apis.prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(
             build_prediction_servicer(service, self.metrics), server)
         apis.model_service_pb2_grpc.add_ModelServiceServicer_to_server(
@@ -228,7 +233,7 @@ class ModelServer:
         self.grpc_port = server.add_insecure_port(f"{self._grpc_host()}:{self.options.port}")
         if not self.grpc_port:
             raise errors.unavailable(f"Failed to BuildAndStart gRPC server: cannot bind port {self.options.port}")
-        await server.start()
+        server.start()
         return server
 
     def _grpc_host(self) -> str:

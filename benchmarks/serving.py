@@ -1,0 +1,295 @@
+"""Serving benchmark: in-process model call vs `tfxpipe serve` (REST, gRPC) vs a naive FastAPI wrapper.
+
+One run on one machine measures, for single-row penguin requests:
+
+- the in-process model call (`Servable.run`, the limit any server adds overhead to), one row per call
+  and 32 rows per call;
+- `tfxpipe serve` with dynamic batching, over REST and over gRPC, at concurrency 1 and 32;
+- the baseline a user would write: FastAPI + `tf.saved_model.load`, one model call per request.
+
+Servers run in their own processes; the load generators (keep-alive HTTP/1.1 connections over raw
+asyncio streams, and grpc.aio) run here, so everything shares this machine's cores.
+
+    python benchmarks/serving.py                      # fixture model with the pipeline's signatures
+    python benchmarks/serving.py --model-base-path runs/serving/penguin --seconds 10 --json-out bench.json
+
+The naive baseline needs FastAPI (`pip install fastapi`); it is skipped with a note otherwise.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+ROW = {"bill_length_mm": 39.1, "bill_depth_mm": 18.7, "flipper_length_mm": 181.0, "body_mass_g": 3750.0,
+       "island": "Torgersen", "sex": "MALE"}
+BATCHING_CONFIG = """max_batch_size { value: 64 }
+batch_timeout_micros { value: 0 }
+max_enqueued_batches { value: 100 }
+num_batch_threads { value: 1 }
+"""
+
+
+# --- measurements --------------------------------------------------------------------------------------
+
+def summarize(name: str, concurrency: int, latencies: list[float], elapsed: float, errors: int) -> dict:
+    ordered = sorted(latencies)
+    pick = (lambda q: ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1e3) if ordered else (lambda q: float("nan"))
+    return {"name": name, "concurrency": concurrency, "requests": len(ordered), "errors": errors,
+            "throughput_rps": len(ordered) / elapsed if elapsed else 0.0, "p50_ms": pick(0.50), "p99_ms": pick(0.99)}
+
+
+def in_process(model_dir: str, seconds: float) -> list[dict]:
+    import numpy as np
+
+    from serving.servable import Servable
+
+    servable = Servable.load("penguin", 1, model_dir)
+    results = []
+    for rows in (1, 32):
+        inputs = {name: np.array([value] * rows, dtype=np.float32 if isinstance(value, float) else object)
+                  for name, value in ROW.items()}
+        for _ in range(50):
+            servable.run("serving_default", inputs)
+        latencies, start = [], time.perf_counter()
+        while time.perf_counter() - start < seconds:
+            began = time.perf_counter()
+            servable.run("serving_default", inputs)
+            latencies.append(time.perf_counter() - began)
+        elapsed = time.perf_counter() - start
+        result = summarize(f"in-process call, {rows} row(s)/call", 1, latencies, elapsed, 0)
+        result["rows_per_second"] = result["throughput_rps"] * rows
+        results.append(result)
+    return results
+
+
+async def _http_worker(port: int, request: bytes, deadline: float, latencies: list, errors: list) -> None:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        while time.perf_counter() < deadline:
+            began = time.perf_counter()
+            writer.write(request)
+            head = await reader.readuntil(b"\r\n\r\n")
+            length_at = head.lower().find(b"content-length:")
+            length = int(head[length_at + 15:head.index(b"\r\n", length_at)])
+            await reader.readexactly(length)
+            if head.startswith(b"HTTP/1.1 200"):
+                latencies.append(time.perf_counter() - began)
+            else:
+                errors.append(head.split(b"\r\n", 1)[0])
+    finally:
+        writer.close()
+
+
+def http_load(name: str, port: int, path: str, concurrency: int, seconds: float) -> dict:
+    body = json.dumps({"instances": [ROW]}).encode()
+    request = (f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+               f"Content-Length: {len(body)}\r\n\r\n").encode() + body
+
+    async def run(duration: float):
+        latencies, errors = [], []
+        start = time.perf_counter()
+        await asyncio.gather(*(_http_worker(port, request, start + duration, latencies, errors)
+                               for _ in range(concurrency)))
+        return latencies, errors, time.perf_counter() - start
+
+    asyncio.run(run(min(1.0, seconds)))  # warm-up: connections, first batches
+    latencies, errors, elapsed = asyncio.run(run(seconds))
+    return summarize(name, concurrency, latencies, elapsed, len(errors))
+
+
+def grpc_load(name: str, port: int, concurrency: int, seconds: float) -> dict:
+    import grpc
+
+    from serving import protos, tensors
+
+    apis = protos.load()
+    request = apis.predict_pb2.PredictRequest()
+    request.model_spec.name = "penguin"
+    for feature, value in ROW.items():
+        tensors.fill_proto(request.inputs[feature], [value], as_content=True,
+                           dtype=tensors.DT_FLOAT if isinstance(value, float) else tensors.DT_STRING)
+
+    async def run(duration: float):
+        latencies, errors = [], []
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+            stub = apis.prediction_service_pb2_grpc.PredictionServiceStub(channel)
+
+            async def worker(deadline):
+                while time.perf_counter() < deadline:
+                    began = time.perf_counter()
+                    try:
+                        await stub.Predict(request, timeout=30)
+                        latencies.append(time.perf_counter() - began)
+                    except grpc.RpcError as exc:
+                        errors.append(exc.code())
+
+            start = time.perf_counter()
+            await asyncio.gather(*(worker(start + duration) for _ in range(concurrency)))
+            return latencies, errors, time.perf_counter() - start
+
+    asyncio.run(run(min(1.0, seconds)))
+    latencies, errors, elapsed = asyncio.run(run(seconds))
+    return summarize(name, concurrency, latencies, elapsed, len(errors))
+
+
+# --- servers ------------------------------------------------------------------------------------------
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_ready(process: subprocess.Popen, port: int, path: str, timeout: float = 180.0) -> None:
+    import httpx
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"server exited early:\n{process.stderr.read().decode()[-3000:]}")
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}{path}", timeout=2).status_code < 500:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.2)
+    raise RuntimeError(f"server on port {port} not ready after {timeout}s")
+
+
+@contextlib.contextmanager
+def running(command: list[str], port: int, ready_path: str):
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONWARNINGS="ignore")
+    process = subprocess.Popen(command, cwd=PROJECT_ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        wait_ready(process, port, ready_path)
+        yield process
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+def serve_command(base_path: str, rest_port: int, grpc_port: int, batching_file: str) -> list[str]:
+    flags = [f"--port={grpc_port}", f"--rest_api_port={rest_port}", "--host=127.0.0.1", "--model_name=penguin",
+             f"--model_base_path={base_path}", "--enable_batching", f"--batching_parameters_file={batching_file}"]
+    return [sys.executable, "-c", "import sys; from serving.cli import serve; serve.main(sys.argv[1:])", *flags]
+
+
+NAIVE_APP = '''
+import sys
+import tensorflow as tf
+from fastapi import FastAPI
+import uvicorn
+
+model = tf.saved_model.load(sys.argv[2])
+predict_fn = model.signatures["serving_default"]
+app = FastAPI()
+STRING_FEATURES = {"island", "sex"}
+
+
+@app.post("/v1/models/penguin:predict")
+def predict(body: dict):
+    rows = body["instances"]
+    inputs = {name: tf.constant([row[name] for row in rows], dtype=tf.string if name in STRING_FEATURES else tf.float32)
+              for name in rows[0]}
+    outputs = predict_fn(**inputs)
+    scores = outputs["scores"].numpy().tolist()
+    classes = [c.decode() for c in outputs["predicted_class"].numpy()]
+    return {"predictions": [{"scores": s, "predicted_class": c} for s, c in zip(scores, classes)]}
+
+
+uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[1]), log_level="warning", access_log=False)
+'''
+
+
+# --- main ---------------------------------------------------------------------------------------------
+
+def prepare_model(args, workdir: Path) -> tuple[str, str]:
+    """(base path holding <version>/, one version directory)."""
+    if args.model_base_path:
+        base = Path(args.model_base_path).resolve()
+        version = max(int(p.name) for p in base.iterdir() if p.name.isdigit())
+        return str(base), str(base / str(version))
+    sys.path.insert(0, str(PROJECT_ROOT))
+    from tests.serving_fixtures import write_model
+
+    version_dir = write_model(workdir / "penguin" / "1")
+    return str(workdir / "penguin"), str(version_dir)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--model-base-path", help="Serve this model directory instead of the fixture model.")
+    parser.add_argument("--seconds", type=float, default=5.0, help="Measured seconds per scenario.")
+    parser.add_argument("--json-out", help="Also write the results as JSON here.")
+    args = parser.parse_args(argv)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    sys.path.insert(0, str(PROJECT_ROOT))
+    workdir = Path(tempfile.mkdtemp(prefix="serving-bench-"))
+    results = []
+    try:
+        base_path, version_dir = prepare_model(args, workdir)
+        results += in_process(version_dir, args.seconds)
+        batching = workdir / "batching.config"
+        batching.write_text(BATCHING_CONFIG)
+        rest_port, grpc_port = free_port(), free_port()
+        with running(serve_command(base_path, rest_port, grpc_port, str(batching)), rest_port, "/v1/models/penguin"):
+            for concurrency in (1, 32):
+                results.append(http_load("tfxpipe serve REST", rest_port, "/v1/models/penguin:predict", concurrency, args.seconds))
+            for concurrency in (1, 32):
+                results.append(grpc_load("tfxpipe serve gRPC", grpc_port, concurrency, args.seconds))
+        results += naive_baseline(version_dir, workdir, args.seconds)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    report(results)
+    if args.json_out:
+        Path(args.json_out).write_text(json.dumps(results, indent=2))
+    return 0
+
+
+def naive_baseline(version_dir: str, workdir: Path, seconds: float) -> list[dict]:
+    try:
+        import fastapi  # noqa: F401
+    except ImportError:
+        print("note: FastAPI is not installed; naive baseline skipped (pip install fastapi)", file=sys.stderr)
+        return []
+    script = workdir / "naive_app.py"
+    script.write_text(NAIVE_APP)
+    port = free_port()
+    with running([sys.executable, str(script), str(port), version_dir], port, "/docs"):
+        return [http_load("naive FastAPI wrapper", port, "/v1/models/penguin:predict", c, seconds) for c in (1, 32)]
+
+
+def report(results: list[dict]) -> None:
+    print(f"{'scenario':40} {'conc':>4} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'errors':>6}")
+    for r in results:
+        print(f"{r['name']:40} {r['concurrency']:>4} {r['throughput_rps']:>9.0f} {r['p50_ms']:>8.2f} "
+              f"{r['p99_ms']:>8.2f} {r['errors']:>6}")
+    by_key = {(r["name"], r["concurrency"]): r for r in results}
+    naive = by_key.get(("naive FastAPI wrapper", 32))
+    rest32 = by_key.get(("tfxpipe serve REST", 32))
+    rest1 = by_key.get(("tfxpipe serve REST", 1))
+    call = by_key.get(("in-process call, 1 row(s)/call", 1))
+    if naive and rest32:
+        print(f"\nREST at concurrency 32: {rest32['throughput_rps'] / naive['throughput_rps']:.1f}x the naive wrapper's "
+              f"throughput (goal >= 5x), p99 {rest32['p99_ms']:.1f} ms (goal <= 25 ms)")
+    if rest1 and call:
+        print(f"REST at concurrency 1: p50 {rest1['p50_ms'] - call['p50_ms']:+.2f} ms over the in-process call (goal <= 1 ms)")
+    print(f"machine: {os.cpu_count()} CPUs, Python {sys.version.split()[0]}, one run of {len(results)} scenarios")
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
