@@ -82,14 +82,26 @@ def serve(**flags: Any) -> None:
         flags["model_base_path"] = os.path.abspath(flags["model_base_path"])
     try:
         server = ModelServer(ServerOptions(**flags))
-        click.echo(f"tfxpipe serve: gRPC :{flags['port'] or '-'}  REST :{flags['rest_api_port'] or '-'} (loading models...)", err=True)
-        server.run()
+        click.echo("tfxpipe serve: loading models...", err=True)
+        server.run(on_ready=_announce)
     except ServingError as exc:
         click.secho(f"error: {exc.code.name}: {exc.message}", fg="red", err=True)
         raise SystemExit(1) from None
     except OSError as exc:
         click.secho(f"error: {exc}", fg="red", err=True)
         raise SystemExit(1) from None
+
+
+def _announce(server) -> None:
+    for name in server.registry.model_names():
+        versions = server.registry.status(name)
+        serving = sorted(s.version for s in versions if s.state == "AVAILABLE")
+        click.echo(f"serving model {name!r} versions {serving}", err=True)
+    host = server.options.host
+    if server.grpc_port:
+        click.echo(f"gRPC  {host}:{server.grpc_port}", err=True)
+    if server.rest_port:
+        click.echo(f"REST  http://{host}:{server.rest_port}/v1/models/<name>  (Ctrl-C or SIGTERM stops)", err=True)
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})

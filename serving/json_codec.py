@@ -239,8 +239,9 @@ def _to_array(values: list, dtype: int, shape: tuple) -> np.ndarray:
     if dtype == tensors.DT_STRING:
         array = np.empty(len(values), dtype=object)
         array[:] = values
-        return array.reshape(shape)
-    return np.array(values, dtype=tensors.numpy_dtype(dtype)).reshape(shape)
+    else:
+        array = np.array(values, dtype=tensors.numpy_dtype(dtype))
+    return array if len(shape) == 1 else array.reshape(shape)
 
 
 def decode_b64(value: Any) -> bytes:
@@ -335,7 +336,7 @@ def predict_response(outputs: Mapping[str, np.ndarray], request_format: str) -> 
                 f"Tensor name: {name} has inconsistent batch size: {value.shape[0]} expecting: {batch}"
             )
         batch = value.shape[0]
-    rows_by_name = {name: [_encode_tensor(row, name) for row in outputs[name]] for name in names}
+    rows_by_name = {name: _encode_rows(outputs[name], name) for name in names}
     if len(names) == 1:
         rows = rows_by_name[names[0]]
     else:
@@ -371,18 +372,29 @@ def error_body(message: str) -> bytes:
 
 def _encode_tensor(value: Any, name: str) -> str:
     array = np.asarray(value)
+    return _nested(array.tolist(), _scalar_writer(array, name))
+
+
+def _encode_rows(array: np.ndarray, name: str) -> list[str]:
+    """Each row (0th-dimension slice) of `array` as JSON text."""
+    scalar = _scalar_writer(array, name)
+    return [_nested(row, scalar) for row in array.tolist()]
+
+
+def _scalar_writer(array: np.ndarray, name: str):
     if array.dtype.kind in "OSU":
-        as_bytes = name.endswith("_bytes")
-        scalar = _b64_text if as_bytes else _text
-    elif array.dtype == np.float32 or array.dtype == np.float16:
-        scalar = format_float32
-    elif array.dtype.kind == "f":
-        scalar = format_float64
-    elif array.dtype == np.bool_:
-        scalar = lambda v: "true" if v else "false"  # noqa: E731
-    else:
-        scalar = str
-    return _nested(array.tolist(), scalar)
+        return _b64_text if name.endswith("_bytes") else _text
+    if array.dtype == np.float32 or array.dtype == np.float16:
+        return format_float32
+    if array.dtype.kind == "f":
+        return format_float64
+    if array.dtype == np.bool_:
+        return _bool_text
+    return str
+
+
+def _bool_text(value: Any) -> str:
+    return "true" if value else "false"
 
 
 def _nested(value: Any, scalar) -> str:

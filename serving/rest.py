@@ -63,7 +63,7 @@ class _RestHandler:
 
     async def __call__(self, request: Request) -> Response:
         started = time.perf_counter()
-        method, path = request.method, request.url.path
+        method, path = request.method, request.scope["path"]  # scope path: no URL object to build
         model_name, api = "", ""
         try:
             if method == "POST" and (match := _PREDICTION_PATH.fullmatch(path)):

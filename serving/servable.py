@@ -44,10 +44,12 @@ class Signature:
     inputs: Mapping[str, TensorSpec]
     outputs: Mapping[str, TensorSpec]
 
-    @property
-    def batchable(self) -> bool:
-        """Every input and output has a leading unknown (batch) dimension."""
-        return all(spec.batched for spec in (*self.inputs.values(), *self.outputs.values()))
+    batchable: bool = dataclasses.field(init=False)
+
+    def __post_init__(self):
+        # Every input and output has a leading unknown (batch) dimension; asked on every request.
+        specs = (*self.inputs.values(), *self.outputs.values())
+        object.__setattr__(self, "batchable", all(spec.batched for spec in specs))
 
 
 class Servable:

@@ -14,7 +14,7 @@ import os
 import signal
 import threading
 import time
-from typing import Any
+from typing import Any, Callable
 
 from serving import errors, model_config, protos
 from serving.batching import DynamicBatcher
@@ -98,9 +98,9 @@ class ModelServer:
 
     # --- lifecycle --------------------------------------------------------------------------------------
 
-    def run(self) -> None:
-        """Serves until SIGTERM/SIGINT (main thread), then shuts down gracefully."""
-        asyncio.run(self.serve(install_signal_handlers=True))
+    def run(self, on_ready: Callable[["ModelServer"], None] | None = None) -> None:
+        """Serves until SIGTERM/SIGINT (main thread), then shuts down gracefully; `on_ready` runs once serving."""
+        asyncio.run(self.serve(install_signal_handlers=True, on_ready=on_ready))
 
     def start_in_background(self, timeout: float = 120.0) -> "ModelServer":
         """Starts serving on a daemon thread; returns once models are loaded and ports listen."""
@@ -133,7 +133,8 @@ class ModelServer:
     def __exit__(self, *exc: Any) -> None:
         self.stop()
 
-    async def serve(self, install_signal_handlers: bool = False) -> None:
+    async def serve(self, install_signal_handlers: bool = False,
+                    on_ready: Callable[["ModelServer"], None] | None = None) -> None:
         self._loop = asyncio.get_running_loop()
         self._stop_requested = asyncio.Event()
         try:
@@ -153,6 +154,8 @@ class ModelServer:
         config_poller = asyncio.ensure_future(self._poll_config_file())
         log.info("Serving: gRPC on %s, REST on %s", self.grpc_port, self.rest_port)
         self._ready.set()
+        if on_ready is not None:
+            on_ready(self)
         await self._stop_requested.wait()
         config_poller.cancel()
         await self._shutdown(service, grpc_server, rest_server, rest_task)
@@ -249,7 +252,8 @@ class ModelServer:
         # uvicorn binds the port itself: a socket handed to it pre-bound loses TCP_NODELAY semantics on
         # keep-alive connections (40 ms Nagle/delayed-ACK stalls), measured in benchmarks/serving.py.
         config = uvicorn.Config(app, host=self.options.host, port=self.options.rest_api_port, log_level="warning",
-                                access_log=False, lifespan="off", http=protocol_class(),
+                                access_log=False, lifespan="off", http=protocol_class(), proxy_headers=False,
+                                server_header=False,
                                 timeout_graceful_shutdown=int(self.options.shutdown_grace_seconds))
         server = _EmbeddedUvicorn(config)
         task = asyncio.ensure_future(server.serve())

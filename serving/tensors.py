@@ -7,6 +7,7 @@ broadcast to the whole shape and an empty field means zeros.
 """
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -85,12 +86,12 @@ def shape_of(proto: Any) -> list[int]:
 def to_ndarray(proto: Any) -> np.ndarray:
     """TensorProto -> numpy (strings as an object array of bytes)."""
     shape = shape_of(proto)
-    count = int(np.prod(shape)) if shape else 1
+    count = math.prod(shape)
     dtype = numpy_dtype(proto.dtype)
     if proto.dtype == DT_STRING:
-        values = list(proto.string_val)
+        values = proto.string_val
         array = np.empty(len(values), dtype=object)
-        array[:] = values
+        array[:] = list(values)
         return _fill(array, count, shape, b"")
     if proto.tensor_content:
         return np.frombuffer(proto.tensor_content, dtype=dtype.newbyteorder("<")).astype(dtype, copy=False).reshape(shape)

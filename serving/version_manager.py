@@ -48,6 +48,7 @@ class ModelVersionManager:
         self._changed = threading.Condition()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._warned_empty = False
 
     @property
     def config(self) -> ModelConfig:
@@ -108,6 +109,9 @@ class ModelVersionManager:
         with self._poll_lock:
             config = self._config
             on_disk = list_versions(config.base_path)
+            if not on_disk and not self._warned_empty:
+                log.warning("No versions of servable %s found under base path %s", self.name, config.base_path)
+            self._warned_empty = not on_disk
             aspired = config.version_policy.select(on_disk)
             for version in sorted(aspired, reverse=True):
                 if version not in self._serving and self._should_try(version, config):
