@@ -8,7 +8,9 @@ top-level `tensorflow` package and removes the placeholder afterwards, so a late
 runs TensorFlow's real `__init__` and reuses the same, already registered, message classes (TensorFlow's
 `__init__` deletes its `core` attribute itself, so nothing else differs).
 
-When TensorFlow is already imported nothing special happens.
+When TensorFlow is already imported nothing special happens. While `load()` runs for the first time,
+another thread importing TensorFlow would see the placeholder: call it before starting such threads
+(`ModelServer` does so in its constructor).
 
 Also here: TF Serving's `BatchingParameters` and `MonitoringConfig` messages, which the
 tensorflow-serving-api wheel does not ship; they are declared from TF Serving's .proto definitions

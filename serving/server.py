@@ -77,6 +77,7 @@ class ModelServer:
     def __init__(self, options: ServerOptions):
         options.validate()
         self.options = options
+        protos.load()  # before any server thread exists: see serving.protos on importing without TensorFlow
         self.metrics = ServingMetrics()
         self.monitoring = model_config.read_monitoring_options(options.monitoring_config_file or None)
         self.batching = model_config.read_batching_options(options.batching_parameters_file or None) \

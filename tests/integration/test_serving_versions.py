@@ -317,3 +317,33 @@ def test_predict_cli_against_a_running_server(store, base, tmp_path):
     down = CliRunner().invoke(main, ["predict", "--model", "penguin", "--rest", _rest(server),
                                      "--json", json.dumps(PENGUIN_ROW), "--retries", "2"])
     assert down.exit_code == 1 and "cannot reach the model server" in down.output
+
+
+def test_warmup_records_are_replayed_and_a_failing_one_fails_the_load(store, base, caplog):
+    import logging
+
+    import numpy as np
+    import tensorflow as tf
+    from tensorflow_serving.apis import prediction_log_pb2
+
+    from tests.serving_fixtures import predict_request, write_warmup_file
+
+    store.push(base, 1, favoured_class=0)
+    caplog.set_level(logging.INFO, logger="serving.warmup")
+    server = start_server(model_name="penguin", model_base_path=str(base), file_system_poll_wait_seconds=0.2)
+    url = _rest(server)
+    try:
+        assert any("Finished reading 1 warmup records for penguin version 1" in r.getMessage() for r in caplog.records)
+        bad = predict_request([PENGUIN_ROW])
+        bad.inputs["wings"].CopyFrom(tf.make_tensor_proto(np.array([2.0], np.float32)))
+        staging = base / ".tmp-2"
+        shutil.copytree(store.variant(favoured_class=2), staging)
+        write_warmup_file(staging, [PENGUIN_ROW], extra_logs=[
+            prediction_log_pb2.PredictionLog(predict_log=prediction_log_pb2.PredictLog(request=bad))])
+        os.replace(staging, base / "2")
+        status = wait_for(lambda: _status(url).get(2, {}).get("state") == "END" and _status(url), message="v2 failing warm-up")
+        assert status[2]["status"]["error_code"] == "INVALID_ARGUMENT"
+        assert "input size does not match signature" in status[2]["status"]["error_message"]
+        assert _predict(url)[1]["predictions"][0]["predicted_class"] == CLASS_NAMES[0]
+    finally:
+        server.stop()

@@ -139,6 +139,7 @@ def test_client_and_cli_never_import_tensorflow():
     assert "clean" in result.stdout
 
 
+@pytest.mark.slow
 def test_tensorflow_still_imports_after_the_protos_were_loaded_without_it():
     code = (
         "from serving import protos\n"
@@ -206,3 +207,10 @@ def test_predict_when_server_is_down(monkeypatch):
                                           "--timeout", "2"])
     assert result.exit_code == 1
     assert "cannot reach the model server at http://127.0.0.1:9" in result.output
+
+
+def test_grpc_client_reports_an_unreachable_server_after_retrying():
+    retry = client_lib.RetryPolicy(attempts=2, initial_backoff=0.001)
+    with client_lib.GrpcClient("127.0.0.1:1", "penguin", timeout=5, retry=retry) as client:
+        with pytest.raises(client_lib.ServerUnavailableError, match="cannot reach the model server at 127.0.0.1:1"):
+            client.metadata()
