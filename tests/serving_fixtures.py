@@ -28,16 +28,21 @@ FEATURE_NAMES = NUMERIC_FEATURES + list(CATEGORICAL_FEATURES)
 CLASSIFY_METHOD = "tensorflow/serving/classify"
 REGRESS_METHOD = "tensorflow/serving/regress"
 
+INTEGER_FEATURES = ("flipper_length_mm", "body_mass_g")  # int64 in tf.Examples, float32 in serving_default
 PENGUIN_ROW = {
     "bill_length_mm": 39.1, "bill_depth_mm": 18.7, "flipper_length_mm": 181.0, "body_mass_g": 3750.0,
     "island": "Torgersen", "sex": "MALE",
 }
+# The same penguin as a tf.Example-style row (classify/regress): integer features as JSON integers.
+EXAMPLE_ROW = {name: int(v) if name in INTEGER_FEATURES else v for name, v in PENGUIN_ROW.items()}
 _MEANS = [43.9, 17.2, 200.9, 4201.8]
 _STDS = [5.5, 2.0, 14.1, 802.0]
 
 
 def _build_module(favoured_class: int | None, seed: int, include_regression: bool):
     import tensorflow as tf
+
+    INTEGER_EXAMPLE_FEATURES = {name: tf.int64 for name in INTEGER_FEATURES}
 
     class PenguinLikeModel(tf.Module):
         def __init__(self):
@@ -95,9 +100,15 @@ def _build_module(favoured_class: int | None, seed: int, include_regression: boo
             }
 
         def _parse(self, serialized):
-            spec = {n: tf.io.FixedLenFeature([], tf.float32, default_value=float("nan")) for n in NUMERIC_FEATURES}
+            # As in the pipeline's schema: flipper length and body mass are integers in tf.Examples.
+            spec = {n: tf.io.FixedLenFeature([], INTEGER_EXAMPLE_FEATURES.get(n, tf.float32), default_value=-1)
+                    for n in NUMERIC_FEATURES}
             spec.update({n: tf.io.FixedLenFeature([], tf.string, default_value="") for n in CATEGORICAL_FEATURES})
-            return tf.io.parse_example(serialized, spec)
+            parsed = tf.io.parse_example(serialized, spec)
+            for name in NUMERIC_FEATURES:
+                value = tf.cast(parsed[name], tf.float32)
+                parsed[name] = tf.where(value < 0, float("nan"), value)
+            return parsed
 
         def classify(self, inputs):
             scores = self._scores(self._parse(inputs))
@@ -204,6 +215,8 @@ def example_bytes(row: dict) -> bytes:
         feature = example.features.feature[name]
         if isinstance(value, str):
             feature.bytes_list.value.append(value.encode())
+        elif isinstance(value, int):
+            feature.int64_list.value.append(value)
         else:
             feature.float_list.value.append(float(value))
     return example.SerializeToString()

@@ -17,7 +17,9 @@ import os
 
 import pytest
 
-from tests.serving_fixtures import FEATURE_NAMES, NUMERIC_FEATURES, PENGUIN_ROW, ModelStore, start_server
+from tests.serving_fixtures import (
+    EXAMPLE_ROW, FEATURE_NAMES, NUMERIC_FEATURES, PENGUIN_ROW, ModelStore, start_server,
+)
 
 pytestmark = [pytest.mark.conformance, pytest.mark.slow]
 
@@ -231,7 +233,7 @@ def test_rest_oversized_body_is_rejected(rest):
 
 def test_rest_classify_on_the_example_signature(rest):
     client, name, _ = rest
-    body = {"signature_name": "classification", "examples": [PENGUIN_ROW, PENGUIN_ROW]}
+    body = {"signature_name": "classification", "examples": [EXAMPLE_ROW, EXAMPLE_ROW]}
     response = _post(client, f"/v1/models/{name}:classify", body)
     assert response.status_code == 200, response.text
     results = response.json()["results"]
@@ -243,9 +245,9 @@ def test_rest_classify_on_the_example_signature(rest):
 def test_rest_classify_context_and_b64_match_plain_examples(rest):
     client, name, _ = rest
     plain = _post(client, f"/v1/models/{name}:classify",
-                  {"signature_name": "classification", "examples": [PENGUIN_ROW]}).json()["results"]
-    context = {k: v for k, v in PENGUIN_ROW.items() if k in NUMERIC_FEATURES}
-    example = {"island": {"b64": base64.b64encode(PENGUIN_ROW["island"].encode()).decode()}, "sex": PENGUIN_ROW["sex"]}
+                  {"signature_name": "classification", "examples": [EXAMPLE_ROW]}).json()["results"]
+    context = {k: v for k, v in EXAMPLE_ROW.items() if k in NUMERIC_FEATURES}
+    example = {"island": {"b64": base64.b64encode(EXAMPLE_ROW["island"].encode()).decode()}, "sex": EXAMPLE_ROW["sex"]}
     merged = _post(client, f"/v1/models/{name}:classify",
                    {"signature_name": "classification", "context": context, "examples": [example]}).json()
     assert merged["results"] == plain
@@ -258,7 +260,7 @@ def test_rest_classify_context_and_b64_match_plain_examples(rest):
 ])
 def test_rest_regress_without_a_regression_signature_fails_like_tf_serving(rest, signature, message):
     client, name, _ = rest
-    body = {"examples": [PENGUIN_ROW]}
+    body = {"examples": [EXAMPLE_ROW]}
     if signature:
         body["signature_name"] = signature
     response = _post(client, f"/v1/models/{name}:regress", body)
@@ -268,7 +270,7 @@ def test_rest_regress_without_a_regression_signature_fails_like_tf_serving(rest,
 
 def test_rest_classify_needs_examples(rest):
     client, name, _ = rest
-    response = _post(client, f"/v1/models/{name}:classify", {"signature_name": "classification"})
+    response = _post(client, f"/v1/models/{name}:classify", {"signature_name": "classification"})  # no examples
     assert response.status_code == 400
     assert "key 'examples' is expected and was not found" in response.json()["error"]
 
@@ -304,6 +306,8 @@ def _classification_request(name, rows, signature="classification"):
             feature = example.features.feature[key]
             if isinstance(value, str):
                 feature.bytes_list.value.append(value.encode())
+            elif isinstance(value, int):
+                feature.int64_list.value.append(value)
             else:
                 feature.float_list.value.append(value)
     return request
@@ -373,14 +377,14 @@ def test_grpc_classify_and_regress(stubs):
     import grpc
 
     prediction, _, name, version = stubs
-    response = prediction.Classify(_classification_request(name, [PENGUIN_ROW] * 2), timeout=30)
+    response = prediction.Classify(_classification_request(name, [EXAMPLE_ROW] * 2), timeout=30)
     assert response.model_spec.version.value == version
     assert len(response.result.classifications) == 2
     classes = response.result.classifications[0].classes
     assert len(classes) == 3 and sum(c.score for c in classes) == pytest.approx(1, abs=1e-4)
     assert all(c.label for c in classes)
 
-    code, details = _grpc_error(prediction.Regress, _classification_request(name, [PENGUIN_ROW], signature=""))
+    code, details = _grpc_error(prediction.Regress, _classification_request(name, [EXAMPLE_ROW], signature=""))
     assert (code, details) == (grpc.StatusCode.INVALID_ARGUMENT, "Expected one input Tensor.")
 
 
