@@ -49,7 +49,8 @@ def _bool_flag(name: str, help_text: str, default: bool = False):
 
 @click.command(cls=_TfServingFlagsCommand, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--port", type=int, default=8500, show_default=True, help="gRPC port; 0 disables gRPC.")
-@click.option("--rest_api_port", type=int, default=8501, show_default=True, help="REST port; 0 disables REST.")
+@click.option("--rest_api_port", type=int, default=8501, show_default=True,
+              help="REST port; 0 disables REST (tensorflow_model_server defaults to 0, its Docker image to 8501).")
 @click.option("--model_name", default="default", show_default=True, help="Model name (ignored with --model_config_file).")
 @click.option("--model_base_path", default="", help="Directory holding <version>/saved_model.pb (ignored with --model_config_file).")
 @click.option("--model_config_file", default="", help="Text-format ModelServerConfig: several models, version policies, labels.")

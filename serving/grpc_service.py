@@ -15,7 +15,7 @@ from typing import Any, Callable
 
 import grpc
 
-from serving import errors, model_config, protos, status_json, tensors
+from serving import errors, protos, status_json, tensors
 from serving.inference import InferenceService, ModelRequest, serialized_examples
 from serving.metrics import ServingMetrics
 from serving.model_registry import ModelRegistry
@@ -157,6 +157,3 @@ def _handle(context, metrics: ServingMetrics, model_name: str, api: str, call, r
 def _text(value: Any) -> str:
     return value.decode("utf-8", errors="replace") if isinstance(value, bytes) else str(value)
 
-
-def parse_reload_config(config: Any) -> list[model_config.ModelConfig]:
-    return model_config.model_configs(config)
