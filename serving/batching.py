@@ -149,17 +149,13 @@ class DynamicBatcher:
             return
         try:
             results = self._run_merged(live)
+            outcomes = [(task, result, None) for task, result in zip(live, results)]
         except errors.ServingError as exc:
-            for task in live:
-                _resolve(task, exc=exc)
-            return
+            outcomes = [(task, None, exc) for task in live]
         except Exception as exc:  # noqa: BLE001 - the requests fail, the batch thread lives on
             log.exception("batch failed")
-            for task in live:
-                _resolve(task, exc=errors.internal(str(exc)))
-            return
-        for task, result in zip(live, results):
-            _resolve(task, result=result)
+            outcomes = [(task, None, errors.internal(str(exc))) for task in live]
+        _settle_all(outcomes)
 
     def _run_merged(self, batch: list[_Task]) -> list[dict[str, np.ndarray]]:
         first = batch[0]
@@ -211,21 +207,34 @@ def _run_split(task: _Task, chunk: int) -> dict[str, np.ndarray]:
     return {alias: np.concatenate([piece[alias] for piece in pieces], axis=0) for alias in pieces[0]}
 
 
-def _resolve(task: _Task, result: Any = None, exc: BaseException | None = None) -> None:
-    if task.loop is None:  # a blocking caller: concurrent futures are thread-safe
-        if not task.future.done():
-            task.future.set_exception(exc) if exc is not None else task.future.set_result(result)
-        return
+def _settle_all(outcomes: list[tuple[_Task, Any, BaseException | None]]) -> None:
+    """Hands results back: blocking callers directly, each event loop with a single wake-up.
 
-    def settle():
-        if task.future.done():
-            return
-        if exc is not None:
-            task.future.set_exception(exc)
+    One `call_soon_threadsafe` per loop and batch (not per request) saves a self-pipe write and a loop
+    wake-up for every other request in the batch.
+    """
+    by_loop: dict[asyncio.AbstractEventLoop, list] = {}
+    for task, result, exc in outcomes:
+        if task.loop is None:  # concurrent.futures are thread-safe
+            _settle(task.future, result, exc)
         else:
-            task.future.set_result(result)
+            by_loop.setdefault(task.loop, []).append((task.future, result, exc))
+    for loop, items in by_loop.items():
+        try:
+            loop.call_soon_threadsafe(_settle_many, items)
+        except RuntimeError:  # the loop closed while the batch ran; nobody is waiting any more
+            pass
 
-    try:
-        task.loop.call_soon_threadsafe(settle)
-    except RuntimeError:  # the loop closed while the batch ran; nobody is waiting any more
-        pass
+
+def _settle_many(items) -> None:
+    for future, result, exc in items:
+        _settle(future, result, exc)
+
+
+def _settle(future: Any, result: Any, exc: BaseException | None) -> None:
+    if future.done():
+        return
+    if exc is not None:
+        future.set_exception(exc)
+    else:
+        future.set_result(result)
