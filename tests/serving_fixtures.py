@@ -125,13 +125,13 @@ def _build_module(favoured_class: int | None, seed: int, include_regression: boo
     raw_spec.update({n: tf.TensorSpec([None], tf.string, name=n) for n in CATEGORICAL_FEATURES})
     examples = tf.TensorSpec([None], tf.string)
     signatures = {
-        "serving_default": tf.function(module.predict_raw).get_concrete_function(**raw_spec),
-        "classification": tf.function(module.classify).get_concrete_function(tf.TensorSpec([None], tf.string, name="inputs")),
-        "transform_features": tf.function(module.transform).get_concrete_function(tf.TensorSpec([None], tf.string, name="examples")),
+        "serving_default": tf.function(module.predict_raw, autograph=False).get_concrete_function(**raw_spec),
+        "classification": tf.function(module.classify, autograph=False).get_concrete_function(tf.TensorSpec([None], tf.string, name="inputs")),
+        "transform_features": tf.function(module.transform, autograph=False).get_concrete_function(tf.TensorSpec([None], tf.string, name="examples")),
     }
     del examples
     if include_regression:
-        signatures["regression"] = tf.function(module.regress).get_concrete_function(
+        signatures["regression"] = tf.function(module.regress, autograph=False).get_concrete_function(
             tf.TensorSpec([None], tf.string, name="inputs")
         )
     return module, signatures
