@@ -421,3 +421,17 @@ def test_grpc_metadata_and_status(stubs):
 def test_prometheus_endpoint_is_absent_without_monitoring_config(rest):
     client, _, _ = rest
     assert client.get("/monitoring/prometheus/metrics").status_code == 404
+
+
+def test_grpc_predict_output_filter(stubs):
+    import grpc
+
+    prediction, _, name, _ = stubs
+    request = _predict_request(name, [PENGUIN_ROW])
+    request.output_filter.append("scores")
+    response = prediction.Predict(request, timeout=30)
+    assert list(response.outputs) == ["scores"]
+    request.output_filter.append("wings")
+    code, details = _grpc_error(prediction.Predict, request)
+    assert code == grpc.StatusCode.INVALID_ARGUMENT
+    assert details.startswith("output tensor alias not found in signature: wings")

@@ -347,3 +347,20 @@ def test_warmup_records_are_replayed_and_a_failing_one_fails_the_load(store, bas
         assert _predict(url)[1]["predictions"][0]["predicted_class"] == CLASS_NAMES[0]
     finally:
         server.stop()
+
+
+def test_polled_config_file_changes_the_served_versions(store, base, tmp_path):
+    store.push(base, 1, favoured_class=0)
+    store.push(base, 2, favoured_class=2)
+    config = _write_config(tmp_path / "models.config", base, "specific { versions: 1 }")
+    server = start_server(model_config_file=str(config), model_config_file_poll_wait_seconds=0.2,
+                          file_system_poll_wait_seconds=0.2)
+    url = _rest(server)
+    try:
+        assert _predict(url)[1]["predictions"][0]["predicted_class"] == CLASS_NAMES[0]
+        _write_config(config, base, "specific { versions: 2 }")
+        wait_for(lambda: _status(url).get(1, {}).get("state") == "END", message="v1 unloaded after the config change")
+        assert _status(url)[2]["state"] == "AVAILABLE"
+        assert _predict(url)[1]["predictions"][0]["predicted_class"] == CLASS_NAMES[2]
+    finally:
+        server.stop()

@@ -253,3 +253,41 @@ def test_model_without_any_loadable_version_fails_to_become_available(tmp_path):
         registry.apply_config([ModelConfig("m", str(tmp_path))])
     assert caught.value.code == Code.UNKNOWN
     assert caught.value.message.startswith("1 model(s) did not become available: {{{name: m version: 1} due to error: DATA_LOSS")
+
+
+def test_coalescing_transport_sends_one_write_per_loop_step():
+    from serving.http_protocol import CoalescingTransport
+
+    class Recorder:
+        def __init__(self):
+            self.writes, self.closed = [], False
+
+        def write(self, data):
+            self.writes.append(data)
+
+        def is_closing(self):
+            return self.closed
+
+        def close(self):
+            self.closed = True
+
+        def get_extra_info(self, name):
+            return ("127.0.0.1", 1) if name == "peername" else None
+
+        def get_write_buffer_size(self):
+            return 0
+
+    async def main():
+        raw = Recorder()
+        transport = CoalescingTransport(raw, asyncio.get_running_loop())
+        transport.write(b"HTTP/1.1 200 OK\r\n\r\n")
+        transport.write(b"{}")
+        assert raw.writes == [] and transport.get_write_buffer_size() == 21
+        await asyncio.sleep(0)
+        assert raw.writes == [b"HTTP/1.1 200 OK\r\n\r\n{}"]
+        transport.write(b"last")
+        transport.close()  # flushes first
+        assert raw.writes[-1] == b"last" and raw.closed
+        assert transport.get_extra_info("peername") == ("127.0.0.1", 1)
+
+    asyncio.run(main())
