@@ -138,6 +138,7 @@ class ModelServer:
                     on_ready: Callable[["ModelServer"], None] | None = None) -> None:
         self._loop = asyncio.get_running_loop()
         self._stop_requested = asyncio.Event()
+        service = grpc_server = None
         try:
             self._configure_tensorflow()
             await self._loop.run_in_executor(None, self._apply_config, self._initial_server_config())
@@ -147,6 +148,10 @@ class ModelServer:
         except BaseException as exc:  # noqa: BLE001 - reported to start_in_background / run's caller
             self._startup_error = exc
             self._ready.set()
+            if grpc_server is not None:
+                grpc_server.stop(None)
+            if service is not None:
+                service.close()
             self.registry.stop()
             raise
         if install_signal_handlers:
@@ -256,12 +261,19 @@ class ModelServer:
                                 access_log=False, lifespan="off", http=protocol_class(), proxy_headers=False,
                                 server_header=False,
                                 timeout_graceful_shutdown=int(self.options.shutdown_grace_seconds))
+        _check_bindable(self.options.host, self.options.rest_api_port)
         server = _EmbeddedUvicorn(config)
-        task = asyncio.ensure_future(server.serve())
+
+        async def serve_rest():
+            try:
+                await server.serve()
+            except SystemExit:  # uvicorn exits on startup failures; a SystemExit would stop our whole loop
+                raise errors.unavailable(f"cannot serve REST on port {self.options.rest_api_port}") from None
+
+        task = asyncio.ensure_future(serve_rest())
         while not server.started:
             if task.done():
                 task.result()
-                raise errors.unavailable(f"cannot serve REST on port {self.options.rest_api_port}")
             await asyncio.sleep(0.01)
         self.rest_port = server.servers[0].sockets[0].getsockname()[1]
         return server, task
@@ -283,6 +295,18 @@ class ModelServer:
                 await loop.run_in_executor(None, self._apply_config, config)
             except (OSError, errors.ServingError) as exc:
                 log.error("PollFilesystemAndReloadConfig failed to ReloadConfig: %s", exc)
+
+
+def _check_bindable(host: str, port: int) -> None:
+    """Fails with a clear message when the REST port is taken (uvicorn would only log and exit)."""
+    import socket
+
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError as exc:
+            raise errors.unavailable(f"cannot serve REST on {host}:{port}: {exc.strerror or exc}") from None
 
 
 class _EmbeddedUvicorn:

@@ -364,3 +364,20 @@ def test_polled_config_file_changes_the_served_versions(store, base, tmp_path):
         assert _predict(url)[1]["predictions"][0]["predicted_class"] == CLASS_NAMES[2]
     finally:
         server.stop()
+
+
+def test_a_taken_rest_port_fails_startup_and_releases_the_grpc_port(store, base):
+    import socket
+
+    from serving.errors import ServingError
+
+    store.push(base, 1)
+    grpc_port = free_port()
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        with pytest.raises(ServingError, match="cannot serve REST on 127.0.0.1:.*in use"):
+            start_server(model_name="penguin", model_base_path=str(base), port=grpc_port,
+                         rest_api_port=taken.getsockname()[1])
+    server = start_server(model_name="penguin", model_base_path=str(base), port=grpc_port)  # the port is free again
+    server.stop()
