@@ -294,7 +294,6 @@ def _predict_request(name, rows, signature="serving_default", version=None):
 
 
 def _classification_request(name, rows, signature="classification"):
-    from tensorflow.core.example import example_pb2
     from tensorflow_serving.apis import classification_pb2
 
     request = classification_pb2.ClassificationRequest()
