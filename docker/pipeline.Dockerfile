@@ -27,5 +27,7 @@ RUN pip install --no-deps --no-build-isolation . \
     && useradd --uid 10001 --create-home --shell /usr/sbin/nologin tfxpipe
 
 USER 10001
+# A batch image (one pipeline component per container): nothing long-lived to health-check.
+HEALTHCHECK NONE
 ENTRYPOINT ["tfxpipe"]
 CMD ["--help"]
