@@ -3,10 +3,16 @@ SHELL := /bin/bash
 PYTHON ?= python3.10
 VENV := .venv
 STAMP := $(VENV)/.installed
+# Lint/policy tools live apart from the project's pinned stack (their pins conflict with TFX's).
+TOOLS_PYTHON ?= python3.11
+TOOLS_VENV := .venv-tools
+TOOLS_STAMP := $(TOOLS_VENV)/.installed
+IMAGE_TAG ?= 0.1.0
+OVERLAY ?= dev
 CONFIG ?= configs/penguin.yaml
 PYTEST_ARGS ?=
 
-.PHONY: venv run test test-unit test-integration test-e2e clean
+.PHONY: venv tools run test test-unit test-integration test-e2e images deploy audit clean
 
 # The venv is rebuilt when the lock or setup.py changes, and is a no-op otherwise.
 $(STAMP): requirements/lock.txt setup.py
@@ -20,22 +26,46 @@ $(STAMP): requirements/lock.txt setup.py
 
 venv: $(STAMP)
 
+$(TOOLS_STAMP): requirements/tools.txt
+	@command -v $(TOOLS_PYTHON) >/dev/null || { echo "error: $(TOOLS_PYTHON) not found (needed for checkov); set TOOLS_PYTHON"; exit 1; }
+	rm -rf $(TOOLS_VENV)
+	$(TOOLS_PYTHON) -m venv $(TOOLS_VENV)
+	$(TOOLS_VENV)/bin/pip install -q --disable-pip-version-check --no-deps -r requirements/tools.txt 2>&1 | grep -v "is ignored: it is neither" || true
+	$(TOOLS_VENV)/bin/checkov --version >/dev/null
+	touch $(TOOLS_STAMP)
+
+tools: $(TOOLS_STAMP)
+
 # The main job: run the pipeline, then serve the pushed model and query it over REST and gRPC.
 run: $(STAMP)
 	$(VENV)/bin/tfxpipe run --config $(CONFIG)
 	$(VENV)/bin/tfxpipe serve-check --config $(CONFIG)
 
-test: $(STAMP)
+test: $(STAMP) $(TOOLS_STAMP)
 	$(VENV)/bin/python -m pytest tests $(PYTEST_ARGS)
 
 test-unit: $(STAMP)
 	$(VENV)/bin/python -m pytest tests/unit $(PYTEST_ARGS)
 
-test-integration: $(STAMP)
+test-integration: $(STAMP) $(TOOLS_STAMP)
 	$(VENV)/bin/python -m pytest tests/integration $(PYTEST_ARGS)
 
 test-e2e: $(STAMP)
 	$(VENV)/bin/python -m pytest tests/e2e $(PYTEST_ARGS)
+
+# Container images (needs a Docker engine): the pipeline image for Kubeflow and the TF Serving image.
+images:
+	docker build -f docker/pipeline.Dockerfile -t tfxpipe/pipeline:$(IMAGE_TAG) .
+	docker build -f docker/serving.Dockerfile -t tfxpipe/serving:$(IMAGE_TAG) .
+
+# Apply serving/k8s/overlays/$(OVERLAY) to the current kube context (DRY_RUN=1 prints it instead).
+deploy: $(STAMP)
+	$(VENV)/bin/tfxpipe deploy --overlay $(OVERLAY) $(if $(DRY_RUN),--dry-run,)
+
+# Audit the lock for known vulnerabilities (needs network access to PyPI's JSON API or OSV).
+audit: $(TOOLS_STAMP)
+	$(TOOLS_VENV)/bin/pip install -q --disable-pip-version-check pip-audit
+	$(TOOLS_VENV)/bin/pip-audit -r requirements/lock.txt --no-deps --disable-pip
 
 clean:
 	rm -rf runs build dist *.egg-info

@@ -1,0 +1,93 @@
+"""Offline checks of what we deploy: every overlay builds, validates against a pinned Kubernetes schema,
+passes checkov's policy scan; the Dockerfiles pass hadolint and checkov; config copies stay in sync."""
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+K8S = ROOT / "serving/k8s"
+OVERLAYS = ["dev", "prod"]
+KUBERNETES_VERSION = "1.30.0"
+DOCKERFILES = sorted((ROOT / "docker").glob("*.Dockerfile"))
+
+
+def _checkov() -> str:
+    path = os.environ.get("CHECKOV_BIN") or str(ROOT / ".venv-tools/bin/checkov")
+    if not Path(path).exists():
+        pytest.skip(f"checkov not installed at {path}: run `make tools`")
+    return path
+
+
+@pytest.fixture(scope="module", params=OVERLAYS)
+def rendered(request, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("k8s") / f"{request.param}.yaml"
+    out.write_text(subprocess.run(["kubectl", "kustomize", str(K8S / "overlays" / request.param)],
+                                  check=True, capture_output=True, text=True).stdout)
+    return out
+
+
+def test_overlay_has_every_serving_object(rendered):
+    kinds = {doc["kind"] for doc in yaml.safe_load_all(rendered.read_text())}
+    assert {"Deployment", "Service", "HorizontalPodAutoscaler", "PodDisruptionBudget", "ConfigMap",
+            "ServiceAccount", "NetworkPolicy", "Namespace"} <= kinds
+
+
+def test_deployment_contract(rendered):
+    docs = list(yaml.safe_load_all(rendered.read_text()))
+    deployment = next(d for d in docs if d["kind"] == "Deployment")
+    pod = deployment["spec"]["template"]
+    container = pod["spec"]["containers"][0]
+    assert container["readinessProbe"]["httpGet"]["path"] == "/v1/models/penguin"
+    assert "livenessProbe" in container and container["resources"]["limits"]
+    assert pod["spec"]["securityContext"]["runAsNonRoot"] is True
+    assert container["securityContext"]["readOnlyRootFilesystem"] is True
+    assert pod["metadata"]["annotations"]["prometheus.io/path"] == "/monitoring/prometheus/metrics"
+    service = next(d for d in docs if d["kind"] == "Service")
+    assert sorted(p["port"] for p in service["spec"]["ports"]) == [8500, 8501]
+
+
+def test_every_object_validates_against_pinned_kubernetes_schema(rendered):
+    result = subprocess.run([sys.executable, "-m", "kubernetes_validate", "--strict", "--kubernetes-version",
+                             KUBERNETES_VERSION, str(rendered)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_checkov_finds_nothing_in_manifests(rendered):
+    result = subprocess.run([_checkov(), "-f", str(rendered), "--framework", "kubernetes", "--compact", "--quiet",
+                             "--skip-download"], capture_output=True, text=True, cwd=rendered.parent)
+    assert result.returncode == 0, result.stdout[-3000:]
+    assert "Failed checks: 0" in result.stdout
+
+
+def test_checkov_finds_nothing_in_dockerfiles():
+    args = [a for f in DOCKERFILES for a in ("-f", str(f))]
+    result = subprocess.run([_checkov(), *args, "--framework", "dockerfile", "--compact", "--quiet", "--skip-download"],
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout[-3000:]
+
+
+@pytest.mark.parametrize("dockerfile", DOCKERFILES, ids=lambda p: p.name)
+def test_hadolint_has_no_warnings(dockerfile):
+    hadolint = shutil.which("hadolint", path=str(Path(sys.executable).parent)) or shutil.which("hadolint")
+    result = subprocess.run([hadolint, "--failure-threshold", "warning", str(dockerfile)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("name", ["models.config", "batching.config", "monitoring.config"])
+def test_kustomize_config_copies_match_configs_serving(name):
+    assert (K8S / "base/config" / name).read_bytes() == (ROOT / "configs/serving" / name).read_bytes(), (
+        f"serving/k8s/base/config/{name} drifted from configs/serving/{name}: copy it over")
+
+
+def test_serving_configs_parse_as_tf_serving_protos():
+    from serving import model_config
+
+    models = model_config.model_configs(model_config.read_model_server_config(str(ROOT / "configs/serving/models.config")))
+    assert [m.name for m in models] == ["penguin"]
+    assert model_config.read_batching_options(str(ROOT / "configs/serving/batching.config")).max_batch_size == 64
+    assert model_config.read_monitoring_options(str(ROOT / "configs/serving/monitoring.config")).prometheus_enabled
