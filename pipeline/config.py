@@ -96,6 +96,10 @@ class ThresholdConfig(_Strict):
     max_decrease: Optional[float] = Field(None, ge=0.0)
 
 
+#: Metrics `evaluation.thresholds` may name (TFMA computes them for every run and slice).
+THRESHOLD_METRICS = ("sparse_categorical_accuracy", "sparse_categorical_crossentropy")
+
+
 class EvaluationConfig(_Strict):
     """What TFMA computes and what a model must reach to be blessed."""
 
@@ -103,6 +107,14 @@ class EvaluationConfig(_Strict):
     thresholds: dict[str, ThresholdConfig] = Field(
         default_factory=lambda: {"sparse_categorical_accuracy": ThresholdConfig(lower_bound=0.7)}
     )
+
+    @field_validator("thresholds")
+    @classmethod
+    def _known_metrics(cls, thresholds: dict[str, ThresholdConfig]) -> dict[str, ThresholdConfig]:
+        unknown = sorted(set(thresholds) - set(THRESHOLD_METRICS))
+        if unknown:
+            raise ValueError(f"thresholds on unknown metrics {unknown}; choose from {list(THRESHOLD_METRICS)}")
+        return thresholds
 
 
 class ValidationConfig(_Strict):

@@ -24,7 +24,7 @@ from tfx.dsl.components.base import executor_spec
 
 from components import atomic_pusher
 from components.data_validation_gate import DataValidationGate
-from pipeline.config import LoadedConfig, PipelineConfig
+from pipeline.config import THRESHOLD_METRICS, LoadedConfig, PipelineConfig, ThresholdConfig
 
 PREPROCESSING_FN = "trainer.preprocessing.preprocessing_fn"
 RUN_FN = "trainer.task.run_fn"
@@ -63,48 +63,44 @@ def _example_gen(cfg: PipelineConfig, data_path: str):
     ).with_id("ParquetExampleGen")
 
 
+#: For each metric a config may threshold (config.THRESHOLD_METRICS): TFMA class, which way is better.
+_TFMA_METRICS = {
+    "sparse_categorical_accuracy": ("SparseCategoricalAccuracy", tfma.MetricDirection.HIGHER_IS_BETTER),
+    "sparse_categorical_crossentropy": ("SparseCategoricalCrossentropy", tfma.MetricDirection.LOWER_IS_BETTER),
+}
+
+
+def _metric_config(metric: str, rule: Optional[ThresholdConfig]) -> tfma.MetricConfig:
+    """One TFMA metric, with the config's absolute bounds and allowed change vs the baseline, if any."""
+    class_name, direction = _TFMA_METRICS[metric]
+    if rule is None:
+        return tfma.MetricConfig(class_name=class_name)
+    bounds = {k: {"value": v} for k, v in (("lower_bound", rule.lower_bound), ("upper_bound", rule.upper_bound))
+              if v is not None}
+    threshold = tfma.MetricThreshold(value_threshold=tfma.GenericValueThreshold(**bounds) if bounds else None)
+    if rule.max_decrease is not None:  # "worse by at most max_decrease"; the epsilon admits an equal model
+        sign = -1 if direction == tfma.MetricDirection.HIGHER_IS_BETTER else 1
+        threshold.change_threshold.CopyFrom(tfma.GenericChangeThreshold(
+            direction=direction, absolute={"value": sign * (rule.max_decrease + 1e-10)}))
+    return tfma.MetricConfig(class_name=class_name, threshold=threshold)
+
+
 def eval_config(cfg: PipelineConfig) -> tfma.EvalConfig:
     """TFMA config: overall + per-slice metrics, per-class precision/recall, and the blessing rules."""
-    label_key = cfg.label.name + "_xf"
-    thresholds = []
-    for metric, rule in cfg.evaluation.thresholds.items():
-        bounds = {k: {"value": v} for k, v in (("lower_bound", rule.lower_bound), ("upper_bound", rule.upper_bound)) if v is not None}
-        threshold = tfma.MetricThreshold(value_threshold=tfma.GenericValueThreshold(**bounds) if bounds else None)
-        if rule.max_decrease is not None:
-            threshold.change_threshold.CopyFrom(tfma.GenericChangeThreshold(
-                direction=tfma.MetricDirection.HIGHER_IS_BETTER, absolute={"value": -rule.max_decrease - 1e-10}))
-        thresholds.append((metric, threshold))
-    class_metrics = _class_name_to_tfma(thresholds)
+    thresholds = cfg.evaluation.thresholds
     return tfma.EvalConfig(
-        model_specs=[tfma.ModelSpec(signature_name=EXAMPLE_SIGNATURE, prediction_key="scores", label_key=label_key,
-                                    preprocessing_function_names=[TRANSFORM_SIGNATURE])],
+        model_specs=[tfma.ModelSpec(signature_name=EXAMPLE_SIGNATURE, prediction_key="scores",
+                                    label_key=cfg.label.name + "_xf", preprocessing_function_names=[TRANSFORM_SIGNATURE])],
         slicing_specs=[tfma.SlicingSpec()] + [tfma.SlicingSpec(feature_keys=keys) for keys in cfg.evaluation.slices],
         metrics_specs=[
-            tfma.MetricsSpec(metrics=class_metrics + [tfma.MetricConfig(class_name="ExampleCount"),
-                                                      tfma.MetricConfig(class_name="SparseCategoricalCrossentropy")]),
+            tfma.MetricsSpec(metrics=[_metric_config(m, thresholds.get(m)) for m in THRESHOLD_METRICS]
+                             + [tfma.MetricConfig(class_name="ExampleCount")]),
             tfma.MetricsSpec(
                 binarize=tfma.BinarizationOptions(class_ids={"values": list(range(len(cfg.label.classes)))}),
                 metrics=[tfma.MetricConfig(class_name="Precision"), tfma.MetricConfig(class_name="Recall")],
             ),
         ],
     )
-
-
-_TFMA_CLASS_NAMES = {
-    "sparse_categorical_accuracy": "SparseCategoricalAccuracy",
-    "accuracy": "SparseCategoricalAccuracy",
-}
-
-
-def _class_name_to_tfma(thresholds: list[tuple[str, tfma.MetricThreshold]]) -> list[tfma.MetricConfig]:
-    """Metric configs for the thresholded metrics; accuracy is always computed, thresholded or not."""
-    configs = {
-        "SparseCategoricalAccuracy": tfma.MetricConfig(class_name="SparseCategoricalAccuracy"),
-    }
-    for metric, threshold in thresholds:
-        class_name = _TFMA_CLASS_NAMES.get(metric, metric)
-        configs[class_name] = tfma.MetricConfig(class_name=class_name, threshold=threshold)
-    return list(configs.values())
 
 
 def create_pipeline(loaded: LoadedConfig, paths: PipelinePaths, *, beam_args: list[str],
