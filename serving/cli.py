@@ -71,6 +71,8 @@ def _bool_flag(name: str, help_text: str, default: bool = False):
 @click.option("--host", default="0.0.0.0", show_default=True, help="[tfxpipe] Address to bind (TF Serving binds all).")
 @click.option("--rest_api_max_body_bytes", type=int, default=64 * 1024 * 1024, show_default=True,
               help="[tfxpipe] Larger REST bodies get HTTP 413.")
+@click.option("--rest_api_read_timeout_seconds", type=float, default=30.0, show_default=True,
+              help="[tfxpipe] REST clients stalling in their request headers or body this long get HTTP 408.")
 def serve(**flags: Any) -> None:
     """Serve SavedModels over TF Serving's REST and gRPC APIs (tensorflow_model_server's flags).
 

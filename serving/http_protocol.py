@@ -54,8 +54,17 @@ class CoalescingTransport:
         return getattr(self._transport, name)
 
 
-def protocol_class() -> type:
-    """uvicorn's preferred HTTP protocol (httptools if installed, else h11) with coalesced writes."""
+_REQUEST_TIMEOUT = b"HTTP/1.1 408 Request Timeout\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+
+
+def protocol_class(header_timeout_seconds: float | None = None) -> type:
+    """uvicorn's preferred HTTP protocol (httptools if installed, else h11) with coalesced writes.
+
+    With `header_timeout_seconds`, a connection whose request headers are not complete that long after it
+    opened (or after the first bytes of its next request) is answered 408 and closed: uvicorn itself only
+    times out idle keep-alive connections, so a client that stalls in its headers would hold its
+    connection forever. (The request body's timeout is `serving.rest`'s.)
+    """
     try:
         import httptools  # noqa: F401 - uvicorn's C parser, from `uvicorn[standard]`
         from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol as Base
@@ -65,7 +74,36 @@ def protocol_class() -> type:
         from uvicorn.protocols.http.h11_impl import H11Protocol as Base
 
     class CoalescingHttpProtocol(Base):  # type: ignore[misc, valid-type]
+        _header_timer: asyncio.TimerHandle | None = None
+
         def connection_made(self, transport) -> None:  # noqa: D401 - uvicorn API
             super().connection_made(CoalescingTransport(transport, asyncio.get_running_loop()))
+            self._arm_header_timer()
+
+        def data_received(self, data: bytes) -> None:
+            super().data_received(data)
+            if self.cycle is not None and not self.cycle.response_complete:
+                self._cancel_header_timer()  # headers complete: a request is being handled
+            elif self._header_timer is None:
+                self._arm_header_timer()  # part of a request's headers arrived: they must complete in time
+
+        def connection_lost(self, exc) -> None:
+            self._cancel_header_timer()
+            super().connection_lost(exc)
+
+        def _arm_header_timer(self) -> None:
+            if header_timeout_seconds and not self.transport.is_closing():
+                self._header_timer = self.loop.call_later(header_timeout_seconds, self._header_timeout)
+
+        def _cancel_header_timer(self) -> None:
+            if self._header_timer is not None:
+                self._header_timer.cancel()
+                self._header_timer = None
+
+        def _header_timeout(self) -> None:
+            self._header_timer = None
+            if (self.cycle is None or self.cycle.response_complete) and not self.transport.is_closing():
+                self.transport.write(_REQUEST_TIMEOUT)
+                self.transport.close()
 
     return CoalescingHttpProtocol

@@ -57,6 +57,8 @@ def parse_document(body: bytes) -> dict:
             message = getattr(exc, "msg", str(exc))
             offset = getattr(exc, "pos", 0)
             raise errors.invalid_argument(f"JSON Parse error: {message} at offset: {offset}") from None
+        except RecursionError:  # orjson stops at depth 1024; the stdlib parser would recurse until it crashes
+            raise errors.invalid_argument("JSON Parse error: The document is nested too deeply") from None
     if not isinstance(doc, dict):
         raise format_error(doc, "Is not object")
     return doc

@@ -7,6 +7,7 @@ with the HTTP status TF Serving maps the status code to.
 """
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 import time
@@ -29,16 +30,18 @@ _STATUS_PATH = re.compile(
 JSON = "application/json"
 log = logging.getLogger(__name__)
 DEFAULT_MAX_BODY_BYTES = 64 * 1024 * 1024
+DEFAULT_READ_TIMEOUT_SECONDS = 30.0
 
 
 def create_app(service: InferenceService, metrics: ServingMetrics, prometheus_path: str | None = None,
-               max_body_bytes: int = DEFAULT_MAX_BODY_BYTES):
+               max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+               read_timeout_seconds: float | None = DEFAULT_READ_TIMEOUT_SECONDS):
     """The REST ASGI app: /v1 requests go straight to the TF Serving handler, the rest to Starlette.
 
     The /v1 path skips Starlette's router and middleware layers, which cost more per request than the
     batched model call does; it still uses Starlette's Request and Response.
     """
-    handler = _RestHandler(service, metrics, max_body_bytes)
+    handler = _RestHandler(service, metrics, max_body_bytes, read_timeout_seconds)
     routes = []
     if prometheus_path:
         routes.append(Route(prometheus_path, lambda request: Response(metrics.exposition(), media_type="text/plain"),
@@ -56,10 +59,12 @@ def create_app(service: InferenceService, metrics: ServingMetrics, prometheus_pa
 
 
 class _RestHandler:
-    def __init__(self, service: InferenceService, metrics: ServingMetrics, max_body_bytes: int):
+    def __init__(self, service: InferenceService, metrics: ServingMetrics, max_body_bytes: int,
+                 read_timeout_seconds: float | None = DEFAULT_READ_TIMEOUT_SECONDS):
         self.service = service
         self.metrics = metrics
         self.max_body_bytes = max_body_bytes
+        self.read_timeout_seconds = read_timeout_seconds or None
 
     async def __call__(self, request: Request) -> Response:
         started = time.perf_counter()
@@ -76,9 +81,14 @@ class _RestHandler:
                 content = self._status_or_metadata(match)
             else:
                 raise errors.invalid_argument(f"Malformed request: {method} {path}")
-        except errors.ServingError as exc:
+        except (errors.ServingError, RecursionError) as exc:
+            if isinstance(exc, RecursionError):  # a document nested deeper than the codec's recursion allows
+                exc = errors.invalid_argument("JSON Parse error: The document is nested too deeply")
             self.metrics.record(model_name, api, "REST", exc.code.name, None)
-            return Response(json_codec.error_body(exc.message), status_code=exc.http_status, media_type=JSON)
+            # 408/413: the rest of the body is not read, so the connection cannot carry another request.
+            headers = {"connection": "close"} if exc.http_status in (408, 413) else None
+            return Response(json_codec.error_body(exc.message), status_code=exc.http_status, media_type=JSON,
+                            headers=headers)
         except Exception as exc:  # noqa: BLE001 - a bug must still answer in TF Serving's error format
             log.exception("REST request %s %s failed", method, path)
             self.metrics.record(model_name, api, "REST", "INTERNAL", None)
@@ -91,7 +101,16 @@ class _RestHandler:
         if declared is not None and declared.isdigit() and int(declared) > self.max_body_bytes:
             raise _too_large(int(declared), self.max_body_bytes)
         chunks, size = [], 0
-        async for chunk in request.stream():
+        stream = request.stream()
+        while True:  # each chunk must arrive within the read timeout: a stalled client gets 408
+            try:
+                chunk = await asyncio.wait_for(stream.__anext__(), self.read_timeout_seconds)
+            except StopAsyncIteration:
+                break
+            except asyncio.TimeoutError:
+                raise errors.ServingError(errors.Code.DEADLINE_EXCEEDED,
+                                          f"Request body not received within {self.read_timeout_seconds}s",
+                                          http_status=408) from None
             size += len(chunk)
             if size > self.max_body_bytes:
                 raise _too_large(size, self.max_body_bytes)

@@ -22,7 +22,7 @@ from serving.http_protocol import protocol_class
 from serving.inference import InferenceService
 from serving.metrics import ServingMetrics
 from serving.model_registry import ModelRegistry
-from serving.rest import DEFAULT_MAX_BODY_BYTES, create_app
+from serving.rest import DEFAULT_MAX_BODY_BYTES, DEFAULT_READ_TIMEOUT_SECONDS, create_app
 from serving.servable import Servable
 from serving.warmup import run_warmup
 
@@ -53,6 +53,8 @@ class ServerOptions:
     # Local settings (not tensorflow_model_server flags).
     host: str = "0.0.0.0"
     rest_api_max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    # A REST client that stalls in its request headers or body longer than this is answered 408 and closed.
+    rest_api_read_timeout_seconds: float = DEFAULT_READ_TIMEOUT_SECONDS
     model_threads: int = dataclasses.field(default_factory=lambda: max(2, os.cpu_count() or 1))
     shutdown_grace_seconds: float = 30.0
     load_timeout_seconds: float | None = None
@@ -254,11 +256,13 @@ class ModelServer:
         monitoring = self.monitoring
         app = create_app(service, self.metrics,
                          prometheus_path=monitoring.prometheus_path if monitoring.prometheus_enabled else None,
-                         max_body_bytes=self.options.rest_api_max_body_bytes)
+                         max_body_bytes=self.options.rest_api_max_body_bytes,
+                         read_timeout_seconds=self.options.rest_api_read_timeout_seconds)
         # uvicorn binds the port itself: a socket handed to it pre-bound loses TCP_NODELAY semantics on
         # keep-alive connections (40 ms Nagle/delayed-ACK stalls), measured in benchmarks/serving.py.
         config = uvicorn.Config(app, host=self.options.host, port=self.options.rest_api_port, log_level="warning",
-                                access_log=False, lifespan="off", http=protocol_class(), proxy_headers=False,
+                                access_log=False, lifespan="off", proxy_headers=False,
+                                http=protocol_class(self.options.rest_api_read_timeout_seconds),
                                 server_header=False,
                                 timeout_graceful_shutdown=int(self.options.shutdown_grace_seconds))
         _check_bindable(self.options.host, self.options.rest_api_port)

@@ -31,6 +31,8 @@ _NUMPY_BY_DTYPE = {
     DT_UINT64: np.dtype(np.uint64),
     DT_STRING: np.dtype(object),
 }
+# A request tensor may not expand (by the broadcast of its last value) beyond a gRPC message's maximum size.
+MAX_TENSOR_BYTES = 2**31 - 1
 _DTYPE_BY_NUMPY = {v: k for k, v in _NUMPY_BY_DTYPE.items() if k != DT_STRING}
 
 _VAL_FIELD = {
@@ -88,6 +90,10 @@ def to_ndarray(proto: Any) -> np.ndarray:
     shape = shape_of(proto)
     count = math.prod(shape)
     dtype = numpy_dtype(proto.dtype)
+    if any(size < 0 for size in shape):
+        raise ValueError(f"tensor shape {shape} has a negative dimension")
+    if count * dtype.itemsize > MAX_TENSOR_BYTES:  # before TensorFlow's "repeat the last value" allocates it
+        raise ValueError(f"tensor shape {shape} of {count} elements exceeds the {MAX_TENSOR_BYTES}-byte limit")
     if proto.dtype == DT_STRING:
         values = proto.string_val
         array = np.empty(len(values), dtype=object)
