@@ -64,6 +64,21 @@ def _only_comparator_findings(anomalies: anomalies_pb2.Anomalies) -> anomalies_p
     return kept
 
 
+def compare(
+    statistics: statistics_pb2.DatasetFeatureStatisticsList,
+    reference: statistics_pb2.DatasetFeatureStatisticsList,
+    schema: schema_pb2.Schema,
+    thresholds: Dict[str, float],
+    kind: str,
+) -> anomalies_pb2.Anomalies:
+    """Drift (`reference` is the last validated data) or skew (`reference` is the eval split) findings:
+    the features whose distance from `reference` exceeds their threshold, and nothing else."""
+    reference_argument = {"drift": "previous_statistics", "skew": "serving_statistics"}[kind]
+    found = tfdv.validate_statistics(statistics, _with_comparators(schema, thresholds, kind),
+                                     **{reference_argument: reference})
+    return _only_comparator_findings(found)
+
+
 def check_data(
     statistics: types.Artifact,
     schema: schema_pb2.Schema,
@@ -80,12 +95,10 @@ def check_data(
         sections["drift: no validated data to compare with yet (first run)"] = None
     if drift and baseline_statistics is not None:
         baseline = _split_statistics(baseline_statistics, _TRAIN)
-        found = tfdv.validate_statistics(train, _with_comparators(schema, drift, "drift"), previous_statistics=baseline)
-        sections["drift (train split vs last validated data)"] = _only_comparator_findings(found)
+        sections["drift (train split vs last validated data)"] = compare(train, baseline, schema, drift, "drift")
     if skew and _EVAL in splits:
         evaluation = _split_statistics(statistics, _EVAL)
-        found = tfdv.validate_statistics(train, _with_comparators(schema, skew, "skew"), serving_statistics=evaluation)
-        sections["skew (train vs eval split)"] = _only_comparator_findings(found)
+        sections["skew (train vs eval split)"] = compare(train, evaluation, schema, skew, "skew")
     return sections
 
 

@@ -1,12 +1,14 @@
 """The curated penguin schema against realistic bad data, through the same TFDV checks and report the
 pipeline uses: what must stop a run stops it, what is within tolerance passes."""
 import csv
+import random
 from pathlib import Path
 
 import pytest
 import tensorflow_data_validation as tfdv
 
 from components import validation_report
+from components.data_validation_gate import compare
 
 ROOT = Path(__file__).resolve().parents[2]
 SCHEMA = tfdv.load_schema_text(str(ROOT / "configs/schemas/penguin.pbtxt"))
@@ -14,14 +16,17 @@ ROWS = list(csv.DictReader(open(ROOT / "data/penguins/penguins.csv")))
 pytestmark = pytest.mark.slow
 
 
-def _report(tmp_path: Path, rows: list[dict]) -> str:
-    path = tmp_path / "data.csv"
+def _statistics(tmp_path: Path, rows: list[dict], name: str = "data.csv"):
+    path = tmp_path / name
     with open(path, "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=list(rows[0]))
         writer.writeheader()
         writer.writerows(rows)
-    statistics = tfdv.generate_statistics_from_csv(str(path))
-    return validation_report.render({"schema": tfdv.validate_statistics(statistics, SCHEMA)})
+    return tfdv.generate_statistics_from_csv(str(path))
+
+
+def _report(tmp_path: Path, rows: list[dict]) -> str:
+    return validation_report.render({"schema": tfdv.validate_statistics(_statistics(tmp_path, rows), SCHEMA)})
 
 
 def _with(index_step: int, **changes) -> list[dict]:
@@ -53,3 +58,36 @@ def test_renamed_column(tmp_path):
     rows = [{("gender" if k == "sex" else k): v for k, v in row.items()} for row in ROWS]
     report = _report(tmp_path, rows)
     assert "- sex:" in report and "- gender:" in report
+
+
+# --- drift and skew: the comparators DataValidationGate configures from validation.drift / validation.skew ---
+
+def _compare_report(tmp_path: Path, new_rows: list[dict], reference_rows: list[dict], thresholds: dict, kind: str) -> str:
+    found = compare(_statistics(tmp_path, new_rows, "new.csv"), _statistics(tmp_path, reference_rows, "reference.csv"),
+                    SCHEMA, thresholds, kind)
+    return validation_report.render({kind: found})
+
+
+def test_skew_beyond_threshold_fails_and_a_raised_threshold_accepts_it(tmp_path):
+    biscoe_only = [row for row in ROWS if row["island"] == "Biscoe"]  # eval split from one island only
+    report = _compare_report(tmp_path, ROWS, biscoe_only, {"island": 0.25}, "skew")
+    assert "[FAIL]" in report and "- island:" in report and "skew" in report.lower()
+    assert "[ok]" in _compare_report(tmp_path, ROWS, biscoe_only, {"island": 0.6}, "skew")
+
+
+def _halves() -> tuple[list[dict], list[dict]]:
+    """Two random halves of the table (the CSV alternates sexes, so every other row would be skewed)."""
+    rows = list(ROWS)
+    random.Random(7).shuffle(rows)
+    return rows[::2], rows[1::2]
+
+
+def test_skew_within_threshold_passes(tmp_path):
+    assert "[ok]" in _compare_report(tmp_path, *_halves(), {"island": 0.25, "sex": 0.25}, "skew")
+
+
+def test_numeric_drift_beyond_threshold_fails(tmp_path):
+    heavier = [dict(row, body_mass_g=str(float(row["body_mass_g"]) * 1.5) if row["body_mass_g"] else "") for row in ROWS]
+    report = _compare_report(tmp_path, heavier, ROWS, {"body_mass_g": 0.2}, "drift")
+    assert "[FAIL]" in report and "- body_mass_g:" in report
+    assert "[ok]" in _compare_report(tmp_path, *_halves(), {"body_mass_g": 0.2}, "drift")
