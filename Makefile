@@ -12,7 +12,7 @@ OVERLAY ?= dev
 CONFIG ?= configs/penguin.yaml
 PYTEST_ARGS ?=
 
-.PHONY: venv tools run test test-unit test-integration test-e2e images deploy audit clean
+.PHONY: venv tools run test test-unit test-integration test-e2e images deploy audit audit-offline clean
 
 # The venv is rebuilt when the lock or setup.py changes, and is a no-op otherwise.
 $(STAMP): requirements/lock.txt setup.py
@@ -66,6 +66,13 @@ deploy: $(STAMP)
 audit: $(TOOLS_STAMP)
 	$(TOOLS_VENV)/bin/pip install -q --disable-pip-version-check pip-audit
 	$(TOOLS_VENV)/bin/pip-audit -r requirements/lock.txt --no-deps --disable-pip
+
+# The same audit offline, against a clone of github.com/pypa/advisory-database; every finding needs a
+# decision in requirements/audit-decisions.yaml (exit 1 otherwise).
+ADVISORY_DB ?= ../advisory-database
+audit-offline: $(STAMP)
+	$(VENV)/bin/python scripts/audit_lock.py --advisories $(ADVISORY_DB)/vulns --lock requirements/lock.txt
+	$(VENV)/bin/python scripts/audit_lock.py --advisories $(ADVISORY_DB)/vulns --lock requirements/tools.txt
 
 clean:
 	rm -rf runs build dist *.egg-info

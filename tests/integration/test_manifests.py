@@ -91,3 +91,19 @@ def test_serving_configs_parse_as_tf_serving_protos():
     assert [m.name for m in models] == ["penguin"]
     assert model_config.read_batching_options(str(ROOT / "configs/serving/batching.config")).max_batch_size == 64
     assert model_config.read_monitoring_options(str(ROOT / "configs/serving/monitoring.config")).prometheus_enabled
+
+
+def _secret_findings(directory: Path) -> str:
+    skipped = [a for path in (".git", ".venv", ".venv-tools", "runs", ".hypothesis") for a in ("--skip-path", path)]
+    result = subprocess.run([_checkov(), "-d", str(directory), "--framework", "secrets", "--compact", "--quiet",
+                             "--skip-download", *skipped], capture_output=True, text=True)
+    assert result.returncode in (0, 1), result.stderr[-3000:]
+    return result.stdout
+
+
+def test_no_secrets_in_the_repository(tmp_path):
+    planted = tmp_path / "Dockerfile"  # the scanner must see a planted key, or a clean result means nothing
+    planted.write_text("FROM python:3.10\nENV AWS_ACCESS_KEY_ID=AKIAIOSFODNN7EXAMPLE\n")
+    assert "CKV_SECRET_2" in _secret_findings(tmp_path)
+    findings = _secret_findings(ROOT)
+    assert "FAILED" not in findings, findings[-3000:]
