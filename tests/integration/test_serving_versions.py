@@ -397,3 +397,22 @@ def test_a_taken_rest_port_fails_startup_and_releases_the_grpc_port(store, base)
                          rest_api_port=taken.getsockname()[1])
     server = start_server(model_name="penguin", model_base_path=str(base), port=grpc_port)  # the port is free again
     server.stop()
+
+
+def test_the_server_listens_only_where_it_is_told(store, base):
+    import ipaddress
+
+    import psutil
+
+    store.push(base, 1)
+    server = start_server(model_name="penguin", model_base_path=str(base), host="127.0.0.1")
+    try:
+        ports = {server.grpc_port, server.rest_port}
+        listening = [c.laddr for c in psutil.Process().net_connections(kind="inet")
+                     if c.status == psutil.CONN_LISTEN and c.laddr.port in ports]
+    finally:
+        server.stop()
+    assert {address.port for address in listening} == ports
+    # gRPC may bind a dual-stack socket: ::ffff:127.0.0.1 is the same loopback address.
+    ips = {ipaddress.ip_address(address.ip) for address in listening}
+    assert {getattr(ip, "ipv4_mapped", None) or ip for ip in ips} == {ipaddress.ip_address("127.0.0.1")}, listening
