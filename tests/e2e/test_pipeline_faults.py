@@ -79,6 +79,28 @@ def test_killed_during_transform_then_trainer_the_next_run_finishes_from_cache(w
         assert states[node] == "cached", (node, states)
     assert states["Trainer"] == "complete" and states["Pusher"] == "complete"
     assert len(_versions(workdir)) == 1
+    _assert_metadata_consistent(workdir)
+
+
+def _assert_metadata_consistent(workdir: Path) -> None:
+    """No execution is left RUNNING or NEW, and every output a finished execution recorded exists."""
+    from ml_metadata.metadata_store import metadata_store
+    from ml_metadata.proto import metadata_store_pb2 as mlmd
+
+    config = mlmd.ConnectionConfig()
+    config.sqlite.filename_uri = str(workdir / "metadata.sqlite")
+    config.sqlite.connection_mode = mlmd.SqliteMetadataSourceConfig.READONLY
+    store = metadata_store.MetadataStore(config)
+    executions = store.get_executions()
+    open_states = {mlmd.Execution.RUNNING, mlmd.Execution.NEW, mlmd.Execution.UNKNOWN}
+    assert not [e.type for e in executions if e.last_known_state in open_states]
+    assert sum(e.last_known_state == mlmd.Execution.CANCELED for e in executions) == 2  # the two killed runs
+    finished = [e.id for e in executions if e.last_known_state in (mlmd.Execution.COMPLETE, mlmd.Execution.CACHED)]
+    outputs = {event.artifact_id for event in store.get_events_by_execution_ids(finished)
+               if event.type == mlmd.Event.OUTPUT}
+    for artifact in store.get_artifacts_by_id(list(outputs)):
+        assert artifact.state == mlmd.Artifact.LIVE, artifact
+        assert Path(artifact.uri).exists(), f"{artifact.type}: {artifact.uri} is recorded but missing"
 
 
 def _config_copy(tmp_path: Path, change) -> Path:
