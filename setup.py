@@ -13,6 +13,7 @@ setup(
     python_requires=">=3.10,<3.11",
     packages=find_packages(include=["pipeline*", "components*", "trainer*", "serving*"]),
     include_package_data=True,
+    package_data={"serving": ["openapi.yaml"]},  # the REST API's description (no MANIFEST.in to pick it up)
     install_requires=[
         "tfx[kfp]==1.16.0",
         "dill",

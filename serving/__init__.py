@@ -15,6 +15,8 @@ Modules (library first; the CLI is thin):
 - `batching`: `DynamicBatcher` - concurrent requests merged into one model call.
 - `inference`: predict/classify/regress shared by both protocols.
 - `rest`, `json_codec`, `status_json`, `http_protocol`: the REST API; `grpc_service`: the gRPC API.
+- `openapi.yaml` (package data): the REST API as OpenAPI 3.0, which tests/integration/test_serving_fuzz_rest.py
+  fuzzes the server against.
 - `warmup`: replays `assets.extra/tf_serving_warmup_requests`; `metrics`: Prometheus.
 - `client`: `RestClient`, `GrpcClient`, `connect` - no TensorFlow import; `protos`, `tensors`: TF-free protos.
 
