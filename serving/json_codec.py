@@ -2,7 +2,8 @@
 
 Requests: `instances` (row format: a list with one value per input, or one object per row keyed by
 input name) or `inputs` (columnar: one value, or an object keyed by input name); `{"b64": ...}` for
-binary strings; `NaN`/`Infinity` accepted. Classify/regress: `examples` (+ optional `context`) as
+binary strings; `NaN`/`Infinity` accepted; a number a float/double input (or float feature) cannot hold
+without loss is refused, as by IsLosslessDecimal. Classify/regress: `examples` (+ optional `context`) as
 tf.Example-like objects. Responses: `predictions` (row) or `outputs` (columnar); `results` for
 classify/regress; floats written the way TF Serving writes them (shortest six-digit form when it
 round-trips, `NaN`, `Infinity`, whole numbers with `.0`); string outputs named `*_bytes` base64-encoded.
@@ -14,7 +15,9 @@ import base64
 import binascii
 import json
 import math
+import re
 import struct
+import sys
 from typing import Any, Mapping
 
 import numpy as np
@@ -37,6 +40,11 @@ _INT_RANGES = {
     tensors.DT_INT64: (-(2**63), 2**63 - 1), tensors.DT_UINT32: (0, 2**32 - 1), tensors.DT_UINT64: (0, 2**64 - 1),
 }
 _FLOAT_TYPES = (tensors.DT_FLOAT, tensors.DT_DOUBLE, tensors.DT_HALF)
+# IsLosslessDecimal: (largest integer the type holds exactly, largest finite value) per decimal type.
+_LOSSLESS_LIMITS = {tensors.DT_FLOAT: (2**24 - 1, float(np.finfo(np.float32).max)),
+                    tensors.DT_DOUBLE: (2**53 - 1, sys.float_info.max)}
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 # --- parsing --------------------------------------------------------------------------------------------
@@ -51,17 +59,61 @@ def parse_document(body: bytes) -> dict:
         except _orjson.JSONDecodeError:
             doc = None
     if doc is None:
-        try:
-            doc = json.loads(body)
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            message = getattr(exc, "msg", str(exc))
-            offset = getattr(exc, "pos", 0)
-            raise errors.invalid_argument(f"JSON Parse error: {message} at offset: {offset}") from None
-        except RecursionError:  # orjson stops at depth 1024; the stdlib parser would recurse until it crashes
-            raise errors.invalid_argument("JSON Parse error: The document is nested too deeply") from None
+        doc = _parse_with_stdlib(body)
     if not isinstance(doc, dict):
         raise format_error(doc, "Is not object")
     return doc
+
+
+def _parse_with_stdlib(body: bytes) -> Any:
+    """json.loads for what orjson refuses (NaN, Infinity, ...), reading the document as rapidjson does.
+
+    Strict UTF-8; integers past 64 bits become doubles; numbers too big for a double and unpaired
+    surrogate escapes (`\\ud800`) are parse errors: Python would accept them and then fail (500) wherever
+    they are converted or encoded.
+    """
+    try:
+        doc = json.loads(body.decode("utf-8"), parse_int=_json_integer, parse_float=_json_decimal)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        message = getattr(exc, "msg", str(exc))
+        offset = getattr(exc, "pos", getattr(exc, "start", 0))
+        raise errors.invalid_argument(f"JSON Parse error: {message} at offset: {offset}") from None
+    except RecursionError:  # orjson stops at depth 1024; the stdlib parser would recurse until it crashes
+        raise errors.invalid_argument("JSON Parse error: The document is nested too deeply") from None
+    if _SURROGATE_ESCAPE.search(body) and _has_unpaired_surrogate(doc):
+        raise errors.invalid_argument("JSON Parse error: The surrogate pair in string is invalid.")
+    return doc
+
+
+def _json_integer(text: str) -> int | float:
+    if len(text) <= 20:  # int64 and uint64 fit in 20 characters; int() refuses very long digit strings
+        value = int(text)
+        if -(2**63) <= value < 2**64:
+            return value
+    return _json_decimal(text)
+
+
+def _json_decimal(text: str) -> float:
+    value = float(text)
+    if math.isinf(value):  # an overflowing literal; `Infinity` itself comes through parse_constant
+        raise errors.invalid_argument("JSON Parse error: Number too big to be stored in double.")
+    return value
+
+
+def _has_unpaired_surrogate(doc: Any) -> bool:
+    """Whether any string (key or value) holds a surrogate: json.loads has joined every valid pair."""
+    pending = [doc]
+    while pending:
+        value = pending.pop()
+        if isinstance(value, str):
+            if not value.isascii() and _SURROGATE.search(value):
+                return True
+        elif isinstance(value, dict):
+            pending.extend(value)
+            pending.extend(value.values())
+        elif isinstance(value, list):
+            pending.extend(value)
+    return False
 
 
 def signature_name(doc: dict) -> str:
@@ -219,9 +271,11 @@ def _scalar(value: Any, dtype: int) -> Any:
     if kind is dict:
         raise type_error(value, dtype)
     if dtype in _FLOAT_TYPES:
-        if kind is float or kind is int:
-            return value
-        raise type_error(value, dtype)
+        if kind is not float and kind is not int:
+            raise type_error(value, dtype)
+        if dtype in _LOSSLESS_LIMITS and not _is_lossless_decimal(value, dtype):
+            raise lossy_decimal_error(value, dtype)
+        return value
     if dtype == tensors.DT_BOOL:
         if kind is bool:
             return value
@@ -301,6 +355,8 @@ def _add_feature_value(name: str, value: Any, feature: Any) -> None:
     elif kind is str:
         _feature_list(name, feature, "bytes_list").append(value.encode("utf-8"))
     elif kind is float:
+        if not _is_lossless_decimal(value, tensors.DT_FLOAT):
+            raise lossy_decimal_error(value, tensors.DT_FLOAT)
         _feature_list(name, feature, "float_list").append(value)
     else:
         if value >= 2**63:
@@ -455,6 +511,14 @@ def _is_object(value: Any) -> bool:
     return type(value) is dict and not _is_b64(value)
 
 
+def _is_lossless_decimal(value: int | float, dtype: int) -> bool:
+    """TF Serving's IsLosslessDecimal: a JSON number the decimal type holds without rounding or overflow."""
+    max_integer, max_value = _LOSSLESS_LIMITS[dtype]
+    if type(value) is int:
+        return abs(value) <= max_integer
+    return not math.isfinite(value) or abs(value) <= max_value
+
+
 def _count(shape: tuple) -> int:
     count = 1
     for dim in shape:
@@ -491,6 +555,12 @@ def debug_string(value: Any) -> str:
 def type_error(value: Any, dtype: int) -> errors.ServingError:
     return errors.invalid_argument(
         f"JSON Value: {debug_string(value)} Type: {json_type(value)} is not of expected type: {tensors.dtype_name(dtype)}"
+    )
+
+
+def lossy_decimal_error(value: Any, dtype: int) -> errors.ServingError:
+    return errors.invalid_argument(
+        f"Cannot convert JSON value: {debug_string(value)} to {tensors.dtype_name(dtype)} without loss of precision."
     )
 
 

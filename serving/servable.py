@@ -90,6 +90,10 @@ class Servable:
                 outputs = function._call_flat([tf.constant(inputs[alias]) for alias in order], function.captured_inputs)
             else:
                 outputs = function(**{alias: tf.constant(value) for alias, value in inputs.items()})
+        except UnicodeDecodeError as exc:
+            # TensorFlow raises this instead of the op's error when the message quotes binary input, e.g.
+            # ParseExample's "Could not parse example input, value: '...'": the request's inputs were at fault.
+            raise errors.invalid_argument(bytes(exc.object).decode("utf-8", "replace")) from exc
         except Exception as exc:  # noqa: BLE001 - TF raises many types; callers get a status
             raise errors.from_exception(exc) from exc
         wanted = output_filter or outputs.keys()

@@ -80,6 +80,36 @@ def test_parse_document_accepts_nan_and_reports_parse_errors():
     assert _error(json_codec.parse_document, b"3").message == "JSON Value: 3 Is not object"
 
 
+def test_stdlib_parse_reads_numbers_and_surrogates_like_rapidjson():
+    # NaN makes orjson refuse these documents: they take the stdlib parser.
+    doc = json_codec.parse_document(b'{"n": NaN, "big": 100000000000000000000, "low": -9223372036854775809, '
+                                    b'"u": 18446744073709551615, "pair": "\\ud83d\\ude00", "text": "\\\\ud800"}')
+    assert type(doc["big"]) is float and doc["big"] == 1e20 and type(doc["low"]) is float
+    assert doc["u"] == 2**64 - 1 and doc["pair"] == "\U0001f600" and doc["text"] == "\\ud800"
+    for body in (b'{"n": NaN, "x": 1e400}', b'{"n": NaN, "x": ' + b"9" * 5000 + b"}"):
+        message = _error(json_codec.parse_document, body).message
+        assert message == "JSON Parse error: Number too big to be stored in double."
+    for body in (b'{"n": NaN, "s": "\\ud800"}', b'{"n": NaN, "\\udc00": 1}', b'{"n": [NaN, ["x\\uDBFF"]]}'):
+        message = _error(json_codec.parse_document, body).message
+        assert message == "JSON Parse error: The surrogate pair in string is invalid."
+
+
+@pytest.mark.parametrize("dtype, accepted, lossy", [
+    (tensors.DT_FLOAT, [2**24 - 1, -(2**24 - 1), 3.4028234663852886e38, math.inf, math.nan], [2**24, 3.5e38, -1e39]),
+    (tensors.DT_DOUBLE, [2**53 - 1, 1e308, -math.inf], [2**53, -(2**63)]),
+])
+def test_decimal_inputs_must_convert_without_loss_like_tf_serving(dtype, accepted, lossy):
+    specs = {"x": TensorSpec(dtype, (-1,))}
+    _, inputs = json_codec.predict_inputs({"inputs": accepted}, specs)
+    assert len(inputs["x"]) == len(accepted)
+    name = tensors.dtype_name(dtype)
+    for value in lossy:
+        message = _error(json_codec.predict_inputs, {"inputs": [value]}, specs).message
+        assert message == f"Cannot convert JSON value: {json.dumps(value)} to {name} without loss of precision."
+    message = _error(json_codec.serialized_examples, {"examples": [{"f": 1e39}]}).message
+    assert message == "Cannot convert JSON value: 1e+39 to float without loss of precision."
+
+
 def test_row_response_is_list_of_objects_or_values():
     outputs = {"scores": np.array([[0.5, 0.25]], np.float32), "label": np.array([b"a"], object)}
     assert json.loads(json_codec.predict_response(outputs, json_codec.ROW)) == {
