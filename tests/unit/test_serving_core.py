@@ -211,6 +211,39 @@ def test_failed_version_never_replaces_a_good_one_and_is_retried_when_changed(tm
     assert manager.servable() == "m:2" and loader.loaded == [1, 2]
 
 
+def test_unloaded_version_in_reference_cycles_is_freed_once_its_last_request_is_done(tmp_path):
+    # Like a loaded SavedModel, each servable is part of a reference cycle: only a full collection frees
+    # it. Automatic collection is off here, so only the manager's own collection can free it.
+    import gc
+    import weakref
+
+    class CyclicServable:
+        def __init__(self):
+            self.itself = self
+
+    loaded = []
+
+    def loader(name, version, path):
+        servable = CyclicServable()
+        loaded.append(weakref.ref(servable))
+        return servable
+
+    _version(tmp_path, 1)
+    manager = ModelVersionManager(ModelConfig("m", str(tmp_path)), loader)
+    gc.disable()
+    try:
+        manager.poll()
+        in_flight = manager.servable()
+        _version(tmp_path, 2)
+        manager.poll()
+        assert manager.available_versions() == [2] and loaded[0]() is in_flight
+        del in_flight  # the request finishes
+        manager.poll()
+        assert loaded[0]() is None and loaded[1]() is manager.servable()
+    finally:
+        gc.enable()
+
+
 def test_non_numeric_directories_are_ignored(tmp_path):
     _version(tmp_path, 3)
     (tmp_path / ".tmp-4").mkdir()
