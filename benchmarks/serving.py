@@ -19,12 +19,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
 import os
 import shutil
-import socket
-import subprocess
 import sys
 import tempfile
 import time
@@ -33,11 +30,6 @@ from pathlib import Path
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 ROW = {"bill_length_mm": 39.1, "bill_depth_mm": 18.7, "flipper_length_mm": 181.0, "body_mass_g": 3750.0,
        "island": "Torgersen", "sex": "MALE"}
-BATCHING_CONFIG = """max_batch_size { value: 64 }
-batch_timeout_micros { value: 0 }
-max_enqueued_batches { value: 100 }
-num_batch_threads { value: 1 }
-"""
 
 
 # --- measurements --------------------------------------------------------------------------------------
@@ -74,27 +66,25 @@ def in_process(model_dir: str, seconds: float) -> list[dict]:
 
 
 async def _http_worker(port: int, request: bytes, deadline: float, latencies: list, errors: list) -> None:
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    from tests.serving_process import KeepAliveConnection
+
+    connection = await KeepAliveConnection.open(port)
     try:
         while time.perf_counter() < deadline:
             began = time.perf_counter()
-            writer.write(request)
-            head = await reader.readuntil(b"\r\n\r\n")
-            length_at = head.lower().find(b"content-length:")
-            length = int(head[length_at + 15:head.index(b"\r\n", length_at)])
-            await reader.readexactly(length)
-            if head.startswith(b"HTTP/1.1 200"):
+            status, _ = await connection.exchange(request)
+            if status == 200:
                 latencies.append(time.perf_counter() - began)
             else:
-                errors.append(head.split(b"\r\n", 1)[0])
+                errors.append(status)
     finally:
-        writer.close()
+        connection.close()
 
 
 def http_load(name: str, port: int, path: str, concurrency: int, seconds: float) -> dict:
-    body = json.dumps({"instances": [ROW]}).encode()
-    request = (f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
-               f"Content-Length: {len(body)}\r\n\r\n").encode() + body
+    from tests.serving_process import http_request
+
+    request = http_request("POST", path, json.dumps({"instances": [ROW]}).encode())
 
     async def run(duration: float):
         latencies, errors = [], []
@@ -144,49 +134,6 @@ def grpc_load(name: str, port: int, concurrency: int, seconds: float) -> dict:
 
 
 # --- servers ------------------------------------------------------------------------------------------
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def wait_ready(process: subprocess.Popen, port: int, path: str, timeout: float = 180.0) -> None:
-    import httpx
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"server exited early:\n{process.stderr.read().decode()[-3000:]}")
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}{path}", timeout=2).status_code < 500:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.2)
-    raise RuntimeError(f"server on port {port} not ready after {timeout}s")
-
-
-@contextlib.contextmanager
-def running(command: list[str], port: int, ready_path: str):
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONWARNINGS="ignore")
-    process = subprocess.Popen(command, cwd=PROJECT_ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    try:
-        wait_ready(process, port, ready_path)
-        yield process
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            process.kill()
-
-
-def serve_command(base_path: str, rest_port: int, grpc_port: int, batching_file: str) -> list[str]:
-    flags = [f"--port={grpc_port}", f"--rest_api_port={rest_port}", "--host=127.0.0.1", "--model_name=penguin",
-             f"--model_base_path={base_path}", "--enable_batching", f"--batching_parameters_file={batching_file}"]
-    return [sys.executable, "-c", "import sys; from serving.cli import serve; serve.main(sys.argv[1:])", *flags]
-
 
 NAIVE_APP = '''
 import sys
@@ -238,6 +185,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     sys.path.insert(0, str(PROJECT_ROOT))
+    from tests.serving_fixtures import free_port
+    from tests.serving_process import BATCHING_CONFIG, running, serve_command
+
     workdir = Path(tempfile.mkdtemp(prefix="serving-bench-"))
     results = []
     try:
@@ -246,7 +196,8 @@ def main(argv: list[str] | None = None) -> int:
         batching = workdir / "batching.config"
         batching.write_text(BATCHING_CONFIG)
         rest_port, grpc_port = free_port(), free_port()
-        with running(serve_command(base_path, rest_port, grpc_port, str(batching)), rest_port, "/v1/models/penguin"):
+        with running(serve_command(base_path, rest_port, grpc_port, batching), rest_port, "/v1/models/penguin",
+                     workdir / "serve.log"):
             for concurrency in (1, 32):
                 results.append(http_load("tfxpipe serve REST", rest_port, "/v1/models/penguin:predict", concurrency, args.seconds))
             for concurrency in (1, 32):
@@ -266,10 +217,13 @@ def naive_baseline(version_dir: str, workdir: Path, seconds: float) -> list[dict
     except ImportError:
         print("note: FastAPI is not installed; naive baseline skipped (pip install fastapi)", file=sys.stderr)
         return []
+    from tests.serving_fixtures import free_port
+    from tests.serving_process import running
+
     script = workdir / "naive_app.py"
     script.write_text(NAIVE_APP)
     port = free_port()
-    with running([sys.executable, str(script), str(port), version_dir], port, "/docs"):
+    with running([sys.executable, str(script), str(port), version_dir], port, "/docs", workdir / "naive_app.log"):
         return [http_load("naive FastAPI wrapper", port, "/v1/models/penguin:predict", c, seconds) for c in (1, 32)]
 
 
