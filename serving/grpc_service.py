@@ -7,6 +7,10 @@ and message.
 The servicers are synchronous and run on grpc's worker threads (`--grpc_max_threads`), waiting on the
 shared batcher: measured in benchmarks/serving.py, this serves about twice the requests per second of a
 grpc.aio server sharing the REST server's event loop.
+
+`add_servicers` registers them as the generated `add_*_to_server` functions do, but a request must parse
+completely, as in TF Serving's C++ gRPC (INTERNAL otherwise): python protobuf stops at a stray end-group
+tag and returns the fields read so far, which would serve a request TF Serving rejects.
 """
 from __future__ import annotations
 
@@ -51,11 +55,13 @@ def build_prediction_servicer(service: InferenceService, metrics: ServingMetrics
 
         def _predict(self, request):
             spec = model_request(request.model_spec)
+            servable = service.resolve(spec)  # TF Serving's order: model spec, signature, names, then tensors
+            servable.check_input_names(servable.predict_signature(spec.signature_name), request.inputs)
             try:
                 inputs = {alias: tensors.to_ndarray(proto) for alias, proto in request.inputs.items()}
             except ValueError as exc:
                 raise errors.invalid_argument(f"tensor parsing error: {exc}") from None
-            result = service.predict_blocking(spec, inputs, tuple(request.output_filter))
+            result = service.predict_blocking(spec, inputs, tuple(request.output_filter), servable)
             response = apis.predict_pb2.PredictResponse()
             _fill_model_spec(response.model_spec, result.servable, result.signature_name)
             for alias, value in result.outputs.items():
@@ -67,7 +73,8 @@ def build_prediction_servicer(service: InferenceService, metrics: ServingMetrics
 
         def _classify(self, request):
             spec = model_request(request.model_spec)
-            result, classes, scores = service.classify_blocking(spec, serialized_examples(request.input))
+            servable = service.resolve(spec)  # a bad model spec is reported before an empty input
+            result, classes, scores = service.classify_blocking(spec, serialized_examples(request.input), servable)
             response = apis.classification_pb2.ClassificationResponse()
             _fill_model_spec(response.model_spec, result.servable, result.signature_name)
             reference = classes if classes is not None else scores
@@ -86,7 +93,8 @@ def build_prediction_servicer(service: InferenceService, metrics: ServingMetrics
 
         def _regress(self, request):
             spec = model_request(request.model_spec)
-            result, values = service.regress_blocking(spec, serialized_examples(request.input))
+            servable = service.resolve(spec)  # a bad model spec is reported before an empty input
+            result, values = service.regress_blocking(spec, serialized_examples(request.input), servable)
             response = apis.regression_pb2.RegressionResponse()
             _fill_model_spec(response.model_spec, result.servable, result.signature_name)
             for value in values.tolist():
@@ -140,6 +148,45 @@ def build_model_servicer(registry: ModelRegistry, metrics: ServingMetrics,
             return response
 
     return ModelServicer()
+
+
+def add_servicers(server: grpc.Server, prediction_servicer: Any, model_servicer: Any) -> None:
+    """Registers both services on `server`, parsing each request completely (see the module docstring)."""
+    apis = protos.load()
+    services = {
+        "tensorflow.serving.PredictionService": (prediction_servicer, {
+            "Predict": (apis.predict_pb2.PredictRequest, apis.predict_pb2.PredictResponse),
+            "Classify": (apis.classification_pb2.ClassificationRequest, apis.classification_pb2.ClassificationResponse),
+            "Regress": (apis.regression_pb2.RegressionRequest, apis.regression_pb2.RegressionResponse),
+            "GetModelMetadata": (apis.get_model_metadata_pb2.GetModelMetadataRequest,
+                                 apis.get_model_metadata_pb2.GetModelMetadataResponse),
+            "MultiInference": (apis.inference_pb2.MultiInferenceRequest, apis.inference_pb2.MultiInferenceResponse),
+        }),
+        "tensorflow.serving.ModelService": (model_servicer, {
+            "GetModelStatus": (apis.get_model_status_pb2.GetModelStatusRequest,
+                               apis.get_model_status_pb2.GetModelStatusResponse),
+            "HandleReloadConfigRequest": (apis.model_management_pb2.ReloadConfigRequest,
+                                          apis.model_management_pb2.ReloadConfigResponse),
+        }),
+    }
+    for service_name, (servicer, methods) in services.items():
+        handlers = {
+            name: grpc.unary_unary_rpc_method_handler(getattr(servicer, name),
+                                                      request_deserializer=_complete_parser(request),
+                                                      response_serializer=response.SerializeToString)
+            for name, (request, response) in methods.items()
+        }
+        server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(service_name, handlers),))
+
+
+def _complete_parser(message_class: Any) -> Callable[[bytes], Any]:
+    def parse(data: bytes) -> Any:
+        message = message_class()
+        if message.ParseFromString(data) != len(data):
+            raise ValueError(f"{message_class.DESCRIPTOR.full_name}: bytes left after an end-group tag")
+        return message
+
+    return parse
 
 
 def _handle(context, metrics: ServingMetrics, model_name: str, api: str, call, request):

@@ -47,6 +47,8 @@ class InferenceService:
         return self.registry.resolve(request.name, request.version, request.label)
 
     # Each API comes twice: `async` for the event loop (REST), `*_blocking` for gRPC worker threads.
+    # `servable` is for callers that resolved the model spec before decoding the inputs: TF Serving
+    # reports a bad spec (NOT_FOUND, ...) ahead of anything wrong with the inputs.
 
     async def predict(self, request: ModelRequest, inputs: Mapping[str, np.ndarray],
                       output_filter: Sequence[str] = (), servable: Servable | None = None) -> Result:
@@ -55,8 +57,8 @@ class InferenceService:
         return Result(servable, signature.name, outputs)
 
     def predict_blocking(self, request: ModelRequest, inputs: Mapping[str, np.ndarray],
-                         output_filter: Sequence[str] = ()) -> Result:
-        servable, signature = self._plan_predict(request, inputs, output_filter, None)
+                         output_filter: Sequence[str] = (), servable: Servable | None = None) -> Result:
+        servable, signature = self._plan_predict(request, inputs, output_filter, servable)
         outputs = self._run_blocking(servable, signature, inputs, tuple(output_filter))
         return Result(servable, signature.name, outputs)
 
@@ -65,16 +67,17 @@ class InferenceService:
         servable, signature = self._plan_examples(request, CLASSIFY_METHOD)
         return _classified(servable, signature, await self._run(servable, signature, {"inputs": examples}, ()), examples)
 
-    def classify_blocking(self, request: ModelRequest, examples: np.ndarray):
-        servable, signature = self._plan_examples(request, CLASSIFY_METHOD)
+    def classify_blocking(self, request: ModelRequest, examples: np.ndarray, servable: Servable | None = None):
+        servable, signature = self._plan_examples(request, CLASSIFY_METHOD, servable)
         return _classified(servable, signature, self._run_blocking(servable, signature, {"inputs": examples}, ()), examples)
 
     async def regress(self, request: ModelRequest, examples: np.ndarray) -> tuple[Result, np.ndarray]:
         servable, signature = self._plan_examples(request, REGRESS_METHOD)
         return _regressed(servable, signature, await self._run(servable, signature, {"inputs": examples}, ()), examples)
 
-    def regress_blocking(self, request: ModelRequest, examples: np.ndarray) -> tuple[Result, np.ndarray]:
-        servable, signature = self._plan_examples(request, REGRESS_METHOD)
+    def regress_blocking(self, request: ModelRequest, examples: np.ndarray,
+                         servable: Servable | None = None) -> tuple[Result, np.ndarray]:
+        servable, signature = self._plan_examples(request, REGRESS_METHOD, servable)
         return _regressed(servable, signature, self._run_blocking(servable, signature, {"inputs": examples}, ()), examples)
 
     def _plan_predict(self, request, inputs, output_filter, servable):
@@ -83,8 +86,8 @@ class InferenceService:
         servable.check_predict_inputs(signature, inputs, output_filter)
         return servable, signature
 
-    def _plan_examples(self, request: ModelRequest, method: str):
-        servable = self.resolve(request)
+    def _plan_examples(self, request: ModelRequest, method: str, servable: Servable | None = None):
+        servable = servable or self.resolve(request)
         return servable, servable.example_signature(request.signature_name, method, self.check_method_name)
 
     def _batched(self, signature: Signature, inputs: Mapping[str, np.ndarray]) -> bool:

@@ -33,14 +33,17 @@ class ModelRegistry:
     # --- request path ----------------------------------------------------------------------------------
 
     def resolve(self, name: str, version: int | None = None, label: str | None = None):
-        """The servable a ModelSpec designates (ServerCore::ServableRequestFromModelSpec + GetServableHandle)."""
+        """The servable a ModelSpec designates (ServerCore::ServableRequestFromModelSpec + GetServableHandle).
+
+        `label` None means no label; a gRPC spec whose version_label is set but empty asks for label "".
+        """
         if not name:
             raise errors.invalid_argument("ModelSpec has no name specified.")
-        if version is not None and label:
+        if version is not None and label is not None:
             raise errors.invalid_argument(
                 f"Both model version ({version}) and model version label ({label}) cannot be supplied."
             )
-        if label:
+        if label is not None:
             version = self._labels.get(name, {}).get(label)
             if version is None:
                 raise errors.invalid_argument(f"Unrecognized servable version label: {label}")

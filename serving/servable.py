@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from typing import Any, Mapping, Sequence
+from typing import Any, Collection, Mapping, Sequence
 
 import numpy as np
 
@@ -108,18 +108,23 @@ class Servable:
             raise errors.failed_precondition(f'Serving signature key "{name}" not found.')
         return signature
 
-    def check_predict_inputs(self, signature: Signature, inputs: Mapping[str, np.ndarray],
-                             output_filter: Sequence[str] = ()) -> None:
-        """predict_util.cc checks, then dtype and shape checks the TF session would make."""
+    def check_input_names(self, signature: Signature, names: Collection[str]) -> None:
+        """predict_util.cc's first checks, made before any tensor is decoded: one input per signature alias."""
         expected = signature.inputs
-        if len(inputs) != len(expected):
-            _raise_size_mismatch(inputs, expected)
-        for alias in inputs:
+        if len(names) != len(expected):
+            _raise_size_mismatch(names, expected)
+        for alias in names:
             if alias not in expected:
                 raise errors.invalid_argument(
                     f"input tensor alias not found in signature: {alias}. Inputs expected to be in the set "
                     f"{{{','.join(sorted(expected))}}}."
                 )
+
+    def check_predict_inputs(self, signature: Signature, inputs: Mapping[str, np.ndarray],
+                             output_filter: Sequence[str] = ()) -> None:
+        """predict_util.cc checks, then dtype and shape checks the TF session would make."""
+        self.check_input_names(signature, inputs)
+        expected = signature.inputs
         for index, alias in enumerate(sorted(inputs)):
             spec, value = expected[alias], inputs[alias]
             given = tensors.dtype_enum(value)
@@ -234,7 +239,7 @@ def _tensor_spec(info: Any) -> TensorSpec:
     return TensorSpec(info.dtype, tuple(int(dim.size) for dim in shape.dim))
 
 
-def _raise_size_mismatch(inputs: Mapping[str, Any], expected: Mapping[str, Any]) -> None:
+def _raise_size_mismatch(inputs: Collection[str], expected: Mapping[str, Any]) -> None:
     sent, wanted = set(inputs), set(expected)
     raise errors.invalid_argument(
         f"input size does not match signature: {len(inputs)}!={len(expected)} "

@@ -228,19 +228,16 @@ class ModelServer:
 
         import grpc
 
-        from serving.grpc_service import build_model_servicer, build_prediction_servicer
+        from serving.grpc_service import add_servicers, build_model_servicer, build_prediction_servicer
 
-        apis = protos.load()
         server = grpc.server(
             concurrent.futures.ThreadPoolExecutor(self.options.grpc_max_threads, thread_name_prefix="grpc"),
             options=[("grpc.max_receive_message_length", GRPC_MAX_MESSAGE_BYTES),
                      ("grpc.max_send_message_length", GRPC_MAX_MESSAGE_BYTES),
                      ("grpc.so_reuseport", 0)],
         )
-        apis.prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(
-            build_prediction_servicer(service, self.metrics), server)
-        apis.model_service_pb2_grpc.add_ModelServiceServicer_to_server(
-            build_model_servicer(self.registry, self.metrics, self._apply_config), server)
+        add_servicers(server, build_prediction_servicer(service, self.metrics),
+                      build_model_servicer(self.registry, self.metrics, self._apply_config))
         self.grpc_port = server.add_insecure_port(f"{self._grpc_host()}:{self.options.port}")
         if not self.grpc_port:
             raise errors.unavailable(f"Failed to BuildAndStart gRPC server: cannot bind port {self.options.port}")

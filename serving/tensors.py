@@ -1,9 +1,11 @@
 """numpy <-> `tensorflow.TensorProto` without TensorFlow.
 
 `tf.make_tensor_proto` / `tf.make_ndarray` need the TensorFlow runtime; the client must not, and the
-server's hot path is faster without their generality. Semantics follow TensorFlow's: numbers come either
-from `tensor_content` (raw little-endian bytes) or from the typed `*_val` field, where a single value is
-broadcast to the whole shape and an empty field means zeros.
+server's hot path is faster without their generality. Decoding accepts what TensorFlow's
+Tensor::FromProto accepts, and reads it the same way: values come either from `tensor_content` (raw
+little-endian bytes; for strings, varint lengths then the bytes) or from the typed `*_val` field, whose
+last value repeats to fill the shape (up to MAX_BROADCAST_BYTES), whose extra values are ignored, and
+which means zeros when empty; an empty tensor reads no values at all.
 """
 from __future__ import annotations
 
@@ -31,8 +33,12 @@ _NUMPY_BY_DTYPE = {
     DT_UINT64: np.dtype(np.uint64),
     DT_STRING: np.dtype(object),
 }
-# A request tensor may not expand (by the broadcast of its last value) beyond a gRPC message's maximum size.
+# A decoded request tensor may not be larger than the largest gRPC message.
 MAX_TENSOR_BYTES = 2**31 - 1
+# Nor may it be grown beyond this from fewer values than its shape holds (the last one repeated, or zeros):
+# a request of a few bytes could otherwise make the server allocate gigabytes, several times over once
+# TensorFlow copies it (TF Serving would allocate them).
+MAX_BROADCAST_BYTES = 64 * 2**20
 _DTYPE_BY_NUMPY = {v: k for k, v in _NUMPY_BY_DTYPE.items() if k != DT_STRING}
 
 _VAL_FIELD = {
@@ -86,21 +92,26 @@ def shape_of(proto: Any) -> list[int]:
 
 
 def to_ndarray(proto: Any) -> np.ndarray:
-    """TensorProto -> numpy (strings as an object array of bytes)."""
+    """TensorProto -> numpy (strings as an object array of bytes); ValueError where TensorFlow fails."""
     shape = shape_of(proto)
     count = math.prod(shape)
     dtype = numpy_dtype(proto.dtype)
     if any(size < 0 for size in shape):
         raise ValueError(f"tensor shape {shape} has a negative dimension")
-    if count * dtype.itemsize > MAX_TENSOR_BYTES:  # before TensorFlow's "repeat the last value" allocates it
+    if count * dtype.itemsize > MAX_TENSOR_BYTES:  # checked before anything is allocated
         raise ValueError(f"tensor shape {shape} of {count} elements exceeds the {MAX_TENSOR_BYTES}-byte limit")
+    if count == 0:
+        return np.empty(shape, dtype=dtype)
     if proto.dtype == DT_STRING:
-        values = proto.string_val
+        values = _decode_string_list(proto.tensor_content, count) if proto.tensor_content else proto.string_val
         array = np.empty(len(values), dtype=object)
         array[:] = list(values)
         return _fill(array, count, shape, b"")
     if proto.tensor_content:
-        return np.frombuffer(proto.tensor_content, dtype=dtype.newbyteorder("<")).astype(dtype, copy=False).reshape(shape)
+        array = np.frombuffer(proto.tensor_content, dtype=dtype.newbyteorder("<")).astype(dtype, copy=False)
+        if proto.dtype == DT_BOOL and array.view(np.uint8).max() > 1:
+            raise ValueError("bool tensor_content holds bytes other than 0 and 1")
+        return array.reshape(shape)
     field = getattr(proto, _VAL_FIELD[proto.dtype])
     if proto.dtype == DT_HALF:
         array = np.array(field, dtype=np.uint16).view(np.float16)
@@ -110,19 +121,48 @@ def to_ndarray(proto: Any) -> np.ndarray:
 
 
 def _fill(values: np.ndarray, count: int, shape: list[int], zero) -> np.ndarray:
-    if values.size == count:
-        return values.reshape(shape)
+    """`values` made `count` long as TensorFlow does: the first `count`, zeros, or the last value repeated."""
+    if values.size >= count:
+        return values[:count].reshape(shape)
+    if count * values.dtype.itemsize > MAX_BROADCAST_BYTES:
+        raise ValueError(f"tensor shape {shape} holds {count} elements but only {values.size} values were sent; "
+                         f"repeating the last would exceed {MAX_BROADCAST_BYTES} bytes")
     if values.size == 0:
         out = np.empty(count, dtype=values.dtype) if values.dtype == object else np.zeros(count, values.dtype)
         if values.dtype == object:
             out[:] = [zero] * count
         return out.reshape(shape)
-    if values.size < count:  # TensorFlow repeats the last value
-        out = np.empty(count, dtype=values.dtype)
-        out[: values.size] = values
-        out[values.size:] = values[-1]
-        return out.reshape(shape)
-    raise ValueError(f"tensor has {values.size} values but shape {shape} holds {count}")
+    out = np.empty(count, dtype=values.dtype)
+    out[: values.size] = values
+    out[values.size:] = values[-1]
+    return out.reshape(shape)
+
+
+def _decode_string_list(content: bytes, count: int) -> list[bytes]:
+    """A DT_STRING tensor_content (port::DecodeStringList): `count` varint32 lengths, then exactly their bytes.
+
+    Each length takes at least one byte, so a huge `count` fails as soon as the content runs out.
+    """
+    sizes, pos = [], 0
+    for _ in range(count):
+        size = shift = 0
+        while True:
+            if pos == len(content) or shift > 28:
+                raise ValueError("string tensor_content is truncated or holds a malformed length")
+            byte = content[pos]
+            pos += 1
+            size = (size | (byte & 0x7F) << shift) & 0xFFFFFFFF
+            if byte < 0x80:
+                break
+            shift += 7
+        sizes.append(size)
+    if sum(sizes) != len(content) - pos:
+        raise ValueError(f"string tensor_content holds {len(content) - pos} bytes for strings of {sum(sizes)}")
+    values = []
+    for size in sizes:
+        values.append(content[pos:pos + size])
+        pos += size
+    return values
 
 
 def fill_proto(proto: Any, value: Any, *, as_content: bool = False, dtype: int | None = None) -> Any:

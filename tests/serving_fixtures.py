@@ -295,3 +295,74 @@ def wait_for(predicate, timeout: float = 60.0, interval: float = 0.05, message: 
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout}s waiting for {message}")
         time.sleep(interval)
+
+
+# --- hostile requests and liveness --------------------------------------------------------------------
+
+def assert_alive(http, channel=None):
+    """A valid predict still answers over REST (and gRPC when given a channel)."""
+    response = http.post("/v1/models/penguin:predict", json={"instances": [PENGUIN_ROW]})
+    assert response.status_code == 200, response.text
+    assert "predicted_class" in response.json()["predictions"][0]
+    if channel is not None:
+        from tensorflow_serving.apis import prediction_service_pb2_grpc
+
+        request = predict_request([PENGUIN_ROW])
+        request.model_spec.name = "penguin"
+        reply = prediction_service_pb2_grpc.PredictionServiceStub(channel).Predict(request, timeout=30)
+        assert "predicted_class" in reply.outputs
+
+
+def hostile_predict_requests() -> list[tuple[str, object]]:
+    """(name, PredictRequest) pairs for `penguin`, each a valid request bent in one hostile way. TF Serving
+    rejects all but "more values than the shape": Tensor::FromProto reads the first N and ignores the rest."""
+    def base():
+        request = predict_request([PENGUIN_ROW])
+        request.model_spec.name = "penguin"
+        return request
+
+    cases = []
+    huge = base()  # 2**40 elements: TensorFlow's "repeat the last value" must not allocate them
+    huge.inputs["bill_length_mm"].tensor_shape.dim[0].size = 2**40
+    cases.append(("huge shape", huge))
+    huge_strings = base()
+    huge_strings.inputs["island"].tensor_shape.dim[0].size = 2**40
+    cases.append(("huge string shape", huge_strings))
+    many_dims = base()
+    proto = many_dims.inputs["bill_depth_mm"]
+    proto.tensor_shape.dim[0].size = 2**20
+    for _ in range(3):
+        proto.tensor_shape.dim.add().size = 2**20
+    cases.append(("product overflows int64", many_dims))
+    negative = base()
+    negative.inputs["body_mass_g"].tensor_shape.dim[0].size = -5
+    cases.append(("negative dim", negative))
+    mismatch = base()
+    mismatch.inputs["bill_length_mm"].dtype = 7  # DT_STRING for a float input
+    cases.append(("dtype mismatch", mismatch))
+    unknown_dtype = base()
+    unknown_dtype.inputs["bill_length_mm"].dtype = 20  # DT_RESOURCE
+    cases.append(("unsupported dtype", unknown_dtype))
+    content = base()
+    content.inputs["bill_length_mm"].ClearField("float_val")
+    content.inputs["bill_length_mm"].tensor_content = b"\x00" * 7
+    cases.append(("ragged tensor_content", content))
+    too_many = base()
+    too_many.inputs["bill_length_mm"].float_val.extend([1.0] * 10)
+    cases.append(("more values than the shape", too_many))
+    rank = base()
+    rank.inputs["bill_depth_mm"].tensor_shape.dim.add().size = 1
+    cases.append(("wrong rank", rank))
+    missing = base()
+    del missing.inputs[FEATURE_NAMES[0]]
+    cases.append(("missing input", missing))
+    extra = base()
+    extra.inputs["../../etc/passwd"].CopyFrom(extra.inputs["bill_length_mm"])
+    cases.append(("unknown input", extra))
+    signature = base()
+    signature.model_spec.signature_name = "../serving_default"
+    cases.append(("bad signature", signature))
+    version = base()
+    version.model_spec.version.value = -1
+    cases.append(("negative version", version))
+    return cases
