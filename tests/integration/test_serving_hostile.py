@@ -154,6 +154,7 @@ def _raw_request(server, request_line: bytes, body: bytes = b"") -> tuple[int, b
     (b"/v1/models/penguin/labels/..%2fstable:predict", {400, 404}),
     (b"/v1/models/penguin/versions/abc:predict", {400}),
     (b"/v1/models/penguin/versions/-1:predict", {400}),
+    (b"/v1/models/penguin/versions/%D9%A1:predict", {400}),  # an Arabic-Indic 1: versions are ASCII digits
     (b"/v1/models/penguin/versions/99999999999999999999999:predict", {400}),
     (b"/v1/models/penguin/versions/9223372036854775807:predict", {404}),
     (b"/v1/models/penguin/versions/0:predict", {404}),
