@@ -14,6 +14,7 @@ tag and returns the fields read so far, which would serve a request TF Serving r
 """
 from __future__ import annotations
 
+import logging
 import time
 from typing import Any, Callable
 
@@ -169,6 +170,7 @@ def add_servicers(server: grpc.Server, prediction_servicer: Any, model_servicer:
                                           apis.model_management_pb2.ReloadConfigResponse),
         }),
     }
+    logging.getLogger("grpc._common").addFilter(_UNPARSEABLE_REQUEST_LOG)  # the same filter is added once
     for service_name, (servicer, methods) in services.items():
         handlers = {
             name: grpc.unary_unary_rpc_method_handler(getattr(servicer, name),
@@ -177,6 +179,22 @@ def add_servicers(server: grpc.Server, prediction_servicer: Any, model_servicer:
             for name, (request, response) in methods.items()
         }
         server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(service_name, handlers),))
+
+
+class UnparseableRequestLog(logging.Filter):
+    """grpc logs a full traceback at ERROR for every request whose bytes do not parse, so a client
+    sending garbage could flood the server's log. Such a request is the client's fault and is already
+    answered INTERNAL (as TF Serving's C++ gRPC answers it): keep one WARNING line, no traceback."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and record.getMessage() == "Exception deserializing message!":
+            record.msg, record.args = "gRPC request did not parse (answered INTERNAL): %s", (record.exc_info[1],)
+            record.exc_info, record.exc_text = None, None
+            record.levelno, record.levelname = logging.WARNING, "WARNING"
+        return True
+
+
+_UNPARSEABLE_REQUEST_LOG = UnparseableRequestLog()
 
 
 def _complete_parser(message_class: Any) -> Callable[[bytes], Any]:

@@ -5,14 +5,21 @@ TF Serving exposes them at the monitoring config's `prometheus_config.path`
 """
 from __future__ import annotations
 
+from typing import Callable
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+# Requests naming a model the server does not serve are counted under this one label value: every
+# name a client makes up would otherwise be a new time series kept for the server's lifetime.
+UNKNOWN_MODEL_LABEL = "<unknown>"
 
 _LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 _BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
 
 
 class ServingMetrics:
-    def __init__(self):
+    def __init__(self, is_served_model: Callable[[str], bool] = lambda name: True):
+        self._is_served_model = is_served_model
         self.registry = CollectorRegistry(auto_describe=True)
         self.request_count = Counter(
             ":tensorflow:serving:request_count", "The total number of requests.",
@@ -39,6 +46,8 @@ class ServingMetrics:
 
     def record(self, model_name: str, api: str, entrypoint: str, code_name: str, seconds: float | None) -> None:
         """Counts a request by status; observes its latency when it succeeded."""
+        if not self._is_served_model(model_name):
+            model_name = UNKNOWN_MODEL_LABEL
         counter = self._children.get((model_name, code_name))
         if counter is None:  # label lookups are cached: they cost more than the increment
             counter = self._children[(model_name, code_name)] = self.request_count.labels(model_name, code_name)

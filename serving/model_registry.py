@@ -69,6 +69,9 @@ class ModelRegistry:
     def model_names(self) -> list[str]:
         return sorted(self._managers)
 
+    def has_model(self, name: str) -> bool:
+        return name in self._managers
+
     def labels(self, name: str) -> dict[str, int]:
         return dict(self._labels.get(name, {}))
 

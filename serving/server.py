@@ -80,7 +80,7 @@ class ModelServer:
         options.validate()
         self.options = options
         protos.load()  # before any server thread exists: see serving.protos on importing without TensorFlow
-        self.metrics = ServingMetrics()
+        self.metrics = ServingMetrics(is_served_model=lambda name: self.registry.has_model(name))
         self.monitoring = model_config.read_monitoring_options(options.monitoring_config_file or None)
         self.batching = model_config.read_batching_options(options.batching_parameters_file or None) \
             if options.enable_batching else None

@@ -8,6 +8,7 @@ their headers or body (`rest_api_read_timeout_seconds`), garbage bytes and hosti
 from __future__ import annotations
 
 import json
+import logging
 import socket
 import time
 
@@ -248,14 +249,18 @@ def test_keep_alive_connection_stalling_in_its_second_request_is_timed_out(serve
 # --- gRPC -----------------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("payload", [b"\xff" * 64, b"\x0a\xff\xff\xff\xff\x0f", b"\x12\x05abc", bytes(range(256)) * 8])
-def test_grpc_garbage_bytes_are_rejected_and_the_server_stays_up(http, channel, payload):
+def test_grpc_garbage_bytes_are_rejected_and_the_server_stays_up(http, channel, payload, caplog):
     import grpc
 
     call = channel.unary_unary(PREDICT_METHOD, request_serializer=None, response_deserializer=None)
-    with pytest.raises(grpc.RpcError) as caught:
+    with caplog.at_level(logging.WARNING), pytest.raises(grpc.RpcError) as caught:
         call(payload, timeout=30)
     assert caught.value.code() in (grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.INTERNAL), caught.value
     assert_alive(http, channel)
+    # One line per bad request, never a traceback at ERROR: garbage from clients must not flood the log.
+    assert not [r for r in caplog.records if r.exc_info or r.levelno >= logging.ERROR], caplog.text
+    if caught.value.code() == grpc.StatusCode.INTERNAL:
+        assert "gRPC request did not parse (answered INTERNAL)" in caplog.text
 
 
 def test_grpc_hostile_tensors_are_invalid_argument(http, channel):

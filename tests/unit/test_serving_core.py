@@ -324,3 +324,16 @@ def test_coalescing_transport_sends_one_write_per_loop_step():
         assert transport.get_extra_info("peername") == ("127.0.0.1", 1)
 
     asyncio.run(main())
+
+
+def test_made_up_model_names_share_one_metrics_series():
+    from serving.metrics import UNKNOWN_MODEL_LABEL, ServingMetrics
+
+    metrics = ServingMetrics(is_served_model={"penguin"}.__contains__)
+    metrics.record("penguin", "predict", "REST", "OK", 0.001)
+    for index in range(500):
+        metrics.record(f"no-such-model-{index}", "predict", "GRPC", "NOT_FOUND", None)
+    exposition = metrics.exposition().decode()
+    assert "no-such-model" not in exposition
+    assert f'model_name="{UNKNOWN_MODEL_LABEL}",status="NOT_FOUND"}} 500.0' in exposition
+    assert 'model_name="penguin",status="OK"} 1.0' in exposition
