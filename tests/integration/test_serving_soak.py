@@ -2,7 +2,7 @@
 while a version is pushed every second and the oldest removed (tests/serving_soak.py drives it).
 
 `TFXPIPE_SOAK_SECONDS` sets how long the clients run (default 20); benchmarks/soak.py is the long mode
-and docs/soak-results.md holds its figures.
+and docs/reliability.md ("The server under load") holds its figures.
 """
 from __future__ import annotations
 
@@ -14,7 +14,8 @@ from tests.serving_soak import SoakOptions, run_soak
 
 pytestmark = pytest.mark.slow
 
-# RSS growth allowed between the end of warm-up and the end of the run. Measured (docs/soak-results.md):
+# RSS growth allowed between the end of warm-up and the end of the run. Measured (docs/reliability.md,
+# "The server under load"):
 # TensorFlow keeps ~0.05 MB per SavedModel load/unload cycle (4.4 MB over 282 cycles in 300 s) and
 # settled samples scatter by a few MB with allocator and request timing; a version whose memory is
 # not reclaimed costs ~5 MB each with the fixture model (before that fix: +78 MB over 16 cycles).
