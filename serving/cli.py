@@ -17,7 +17,7 @@ UNSUPPORTED_TF_SERVING_FLAGS = (
     "num_load_threads", "num_unload_threads", "max_num_load_retries", "load_retry_interval_micros",
     "flush_filesystem_caches", "tensorflow_session_parallelism", "tensorflow_session_config_file",
     "use_alts_credentials", "ssl_config_file", "platform_config_file", "per_process_gpu_memory_fraction",
-    "saved_model_tags", "grpc_channel_arguments", "num_request_iterations_for_warmup",
+    "saved_model_tags", "num_request_iterations_for_warmup",
     "version", "remove_unused_fields_from_bundle_metagraph", "prefer_tflite_model", "num_tflite_pools",
     "num_tflite_interpreters_per_pool", "xla_cpu_compilation_enabled", "xla_gpu_compilation_enabled",
     "enable_profiler", "thread_pool_factory_config_file", "rest_api_timeout_in_ms",
@@ -68,6 +68,9 @@ def _bool_flag(name: str, help_text: str, default: bool = False):
 @click.option("--tensorflow_inter_op_parallelism", type=int, default=0, show_default=True, help="0 = TensorFlow's choice.")
 @click.option("--grpc_max_threads", type=int, default=max(8, 2 * (os.cpu_count() or 1)), show_default=True,
               help="Threads serving gRPC requests.")
+@click.option("--grpc_channel_arguments", default="",
+              help="Comma-separated gRPC server arguments, e.g. grpc.max_receive_message_length=4194304 "
+                   "(larger requests get RESOURCE_EXHAUSTED; default: 2 GiB as in TF Serving).")
 @click.option("--host", default="0.0.0.0", show_default=True, help="[tfxpipe] Address to bind (TF Serving binds all).")
 @click.option("--rest_api_max_body_bytes", type=int, default=64 * 1024 * 1024, show_default=True,
               help="[tfxpipe] Larger REST bodies get HTTP 413.")

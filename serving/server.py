@@ -11,6 +11,7 @@ import contextlib
 import dataclasses
 import logging
 import os
+import re
 import signal
 import threading
 import time
@@ -50,6 +51,7 @@ class ServerOptions:
     tensorflow_intra_op_parallelism: int = 0
     tensorflow_inter_op_parallelism: int = 0
     grpc_max_threads: int = dataclasses.field(default_factory=lambda: max(8, 2 * (os.cpu_count() or 1)))
+    grpc_channel_arguments: str = ""
     # Local settings (not tensorflow_model_server flags).
     host: str = "0.0.0.0"
     rest_api_max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
@@ -71,6 +73,7 @@ class ServerOptions:
             raise errors.invalid_argument(
                 "server_options.batching_parameters_file is set without setting server_options.enable_batching to true."
             )
+        grpc_server_arguments(self.grpc_channel_arguments)  # a malformed list fails before anything starts
         if self.port and self.port == self.rest_api_port:
             raise errors.invalid_argument("--rest_api_port must be different than the one specified in --port.")
 
@@ -232,9 +235,7 @@ class ModelServer:
 
         server = grpc.server(
             concurrent.futures.ThreadPoolExecutor(self.options.grpc_max_threads, thread_name_prefix="grpc"),
-            options=[("grpc.max_receive_message_length", GRPC_MAX_MESSAGE_BYTES),
-                     ("grpc.max_send_message_length", GRPC_MAX_MESSAGE_BYTES),
-                     ("grpc.so_reuseport", 0)],
+            options=list(grpc_server_arguments(self.options.grpc_channel_arguments).items()),
         )
         add_servicers(server, build_prediction_servicer(service, self.metrics),
                       build_model_servicer(self.registry, self.metrics, self._apply_config))
@@ -296,6 +297,23 @@ class ModelServer:
                 await loop.run_in_executor(None, self._apply_config, config)
             except (OSError, errors.ServingError) as exc:
                 log.error("PollFilesystemAndReloadConfig failed to ReloadConfig: %s", exc)
+
+
+def grpc_server_arguments(channel_arguments: str) -> dict[str, int | str]:
+    """TF Serving's gRPC server arguments, then `--grpc_channel_arguments` ("key=value,key=value") over
+    them; like TF Serving, a value that parses as a 32-bit integer is passed as one."""
+    arguments: dict[str, int | str] = {"grpc.max_receive_message_length": GRPC_MAX_MESSAGE_BYTES,
+                                       "grpc.max_send_message_length": GRPC_MAX_MESSAGE_BYTES,
+                                       "grpc.so_reuseport": 0}
+    for item in filter(None, (part.strip() for part in channel_arguments.split(","))):
+        key, separator, value = item.partition("=")
+        if not separator or not key.strip():
+            raise errors.invalid_argument(
+                f"--grpc_channel_arguments: {item!r} is not key=value (e.g. grpc.max_receive_message_length=4194304)")
+        value = value.strip()
+        is_int32 = re.fullmatch(r"[+-]?\d+", value) and -2**31 <= int(value) < 2**31
+        arguments[key.strip()] = int(value) if is_int32 else value
+    return arguments
 
 
 def _check_bindable(host: str, port: int) -> None:

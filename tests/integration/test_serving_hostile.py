@@ -294,3 +294,31 @@ def test_grpc_hostile_tensors_are_invalid_argument(http, channel):
             stub.Predict(request, timeout=30)
         assert caught.value.code() == grpc.StatusCode.NOT_FOUND
     assert_alive(http, channel)
+
+
+def test_grpc_request_over_the_configured_message_limit_is_resource_exhausted(tmp_path):
+    """`--grpc_channel_arguments=grpc.max_receive_message_length=N` is gRPC's body limit (REST's is
+    --rest_api_max_body_bytes); the server answers RESOURCE_EXHAUSTED and keeps serving smaller requests."""
+    import grpc
+    from tensorflow_serving.apis import prediction_service_pb2_grpc
+
+    base = tmp_path / "models" / "penguin"
+    base.mkdir(parents=True)
+    ModelStore(tmp_path / "store").push(base, 1)
+    limited = start_server(model_name="penguin", model_base_path=str(base), enable_model_warmup=False,
+                           grpc_channel_arguments="grpc.max_receive_message_length=65536")
+    try:
+        with grpc.insecure_channel(f"127.0.0.1:{limited.grpc_port}") as channel:
+            stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
+            request = predict_request([PENGUIN_ROW])
+            request.model_spec.name = "penguin"
+            assert "predicted_class" in stub.Predict(request, timeout=30).outputs
+            request.inputs["island"].string_val[0] = b"x" * 100_000
+            with pytest.raises(grpc.RpcError) as caught:
+                stub.Predict(request, timeout=30)
+            assert caught.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED, caught.value
+            del request.inputs["island"].string_val[:]
+            request.inputs["island"].string_val.append(b"Torgersen")
+            assert "predicted_class" in stub.Predict(request, timeout=30).outputs
+    finally:
+        limited.stop()

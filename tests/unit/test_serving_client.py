@@ -185,6 +185,22 @@ def test_serve_accepts_tf_serving_boolean_spellings(flag, tmp_path):
     assert result.exit_code == 1 and "missing.config" in result.output  # got past flag checks to reading the file
 
 
+def test_grpc_channel_arguments_override_tf_serving_defaults_with_ints_where_they_parse():
+    from serving.server import GRPC_MAX_MESSAGE_BYTES, grpc_server_arguments
+
+    assert grpc_server_arguments("")["grpc.max_receive_message_length"] == GRPC_MAX_MESSAGE_BYTES
+    arguments = grpc_server_arguments("grpc.max_receive_message_length=4194304, grpc.primary_user_agent=tfxpipe,"
+                                      "grpc.big=99999999999")
+    assert arguments["grpc.max_receive_message_length"] == 4194304
+    assert arguments["grpc.primary_user_agent"] == "tfxpipe" and arguments["grpc.big"] == "99999999999"
+
+
+def test_malformed_grpc_channel_arguments_fail_before_serving():
+    result = CliRunner().invoke(serve, ["--model_base_path=/models/m", "--grpc_channel_arguments=grpc.max_receive"])
+    assert result.exit_code == 1
+    assert "--grpc_channel_arguments: 'grpc.max_receive' is not key=value" in result.output
+
+
 def test_serve_without_model_is_an_error():
     result = CliRunner().invoke(serve, [])
     assert result.exit_code == 1
