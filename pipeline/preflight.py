@@ -33,12 +33,17 @@ def _csv_problems(path: Path) -> list[str]:
             if not header:
                 return [f"{path}: the file is empty; it needs a header row and at least one data row"]
             rows = 0
+            # A quoted field may span lines, so a record is reported at the line where it starts: an
+            # unclosed quote makes the reader fail at the end of the file, far from the mistake.
+            record_start = reader.line_num + 1
             for row in reader:
                 rows += 1
                 if len(row) != len(header) and len(problems) < _MAX_PROBLEMS:
-                    problems.append(f"{path}:{reader.line_num}: {len(row)} columns, the header has {len(header)}")
+                    problems.append(f"{path}:{record_start}: {len(row)} columns, the header has {len(header)}")
+                record_start = reader.line_num + 1
         except csv.Error as exc:
-            problems.append(f"{path}:{reader.line_num}: unreadable CSV ({exc}); check the quoting on that line")
+            problems.append(f"{path}:{record_start}: unreadable CSV ({exc}) in the record starting on that line; "
+                            "check its quoting (a quote opened there may never close)")
             return problems
     if rows == 0:
         problems.append(f"{path}: only a header row, no data")

@@ -139,12 +139,38 @@ def test_drifted_data_stops_the_run_with_a_report(workdir, tmp_path):
     assert _versions(workdir) == before
 
 
-def test_malformed_rows_are_rejected_before_any_work(workdir, tmp_path):
+def _bad_csv(case: str) -> str:
+    rows = list(csv.reader((ROOT / "data/penguins/penguins.csv").read_text().splitlines()))
+    if case == "extra column":
+        rows[10].append("surplus")
+    elif case == "unclosed quote":
+        rows[5][1] = '"' + rows[5][1]
+    elif case == "missing label column":
+        index = rows[0].index("species")
+        rows = [row[:index] + row[index + 1:] for row in rows]
+    elif case == "renamed column":
+        rows[0][rows[0].index("sex")] = "gender"
+    elif case == "header only":
+        rows = rows[:1]
+    elif case == "empty file":
+        return ""
+    return "".join(",".join(row) + "\n" for row in rows)  # written by hand: csv.writer would fix the quote
+
+
+@pytest.mark.parametrize("case, message", [
+    ("extra column", "penguins.csv:11: 9 columns, the header has 8"),
+    ("unclosed quote", "penguins.csv:6: unreadable CSV (unexpected end of data) in the record starting on that line"),
+    ("empty file", "penguins.csv' is empty; it needs a header row and data"),
+    ("header only", "penguins.csv: only a header row, no data"),
+    ("missing label column", "label.name: column(s) ['species'] not in the header of"),
+    ("renamed column", "features: column(s) ['sex'] not in the header of"),
+])
+def test_malformed_files_are_rejected_before_any_work_with_file_and_line(workdir, tmp_path, case, message):
+    before = _versions(workdir)
     (tmp_path / "bad").mkdir()
-    lines = (ROOT / "data/penguins/penguins.csv").read_text().splitlines()
-    lines[10] = lines[10] + ",surplus"
-    (tmp_path / "bad" / "penguins.csv").write_text("\n".join(lines) + "\n")
+    (tmp_path / "bad" / "penguins.csv").write_text(_bad_csv(case))
     result = _run(workdir, "--config", "configs/penguin.yaml", "--data", str(tmp_path / "bad"))
-    assert result.returncode == 2
-    assert "penguins.csv:11: 9 columns, the header has 8" in result.stderr
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert message in result.stderr
     assert "Traceback" not in result.stderr
+    assert _versions(workdir) == before  # after the earlier tests of this module, the pushed model stays

@@ -27,7 +27,10 @@ def test_bundled_data_passes():
     (HEADER, r"penguins\.csv: only a header row, no data"),
     (HEADER + GOOD_ROW + "Adelie,Torgersen,39.1\n", r"penguins\.csv:3: 3 columns, the header has 8"),
     (HEADER + GOOD_ROW + GOOD_ROW.strip() + ",extra\n", r"penguins\.csv:3: 9 columns"),
-    (HEADER + 'Adelie,"Torgersen,39.1,18.7,181,3750,male,2007\n', r"penguins\.csv:\d+: unreadable CSV .*quoting"),
+    (HEADER + 'Adelie,"Torgersen,39.1,18.7,181,3750,male,2007\n' + GOOD_ROW * 3,
+     r"penguins\.csv:2: unreadable CSV .*record starting on that line.*quoting"),
+    (HEADER + GOOD_ROW + 'Adelie,"Torgersen\nBiscoe",39.1,18.7,181,3750\n' + GOOD_ROW,
+     r"penguins\.csv:3: 6 columns, the header has 8"),  # a record spanning lines 3-4 is reported at line 3
 ])
 def test_malformed_csv_is_rejected_with_location(tmp_path, text, message):
     with pytest.raises(config.ConfigError, match=message) as excinfo:
