@@ -116,15 +116,14 @@ def main(argv: list[str] | None = None) -> int:
 
     pins = read_lock(args.lock)
     findings = audit(pins, read_advisories(args.advisories))
-    decisions = yaml.safe_load(args.decisions.read_text()) or {} if args.decisions.exists() else {}
+    decisions = (yaml.safe_load(args.decisions.read_text()) or {}) if args.decisions.exists() else {}
     undecided = [f for f in findings if f.advisory not in decisions]
     for finding in findings:
         mark = "decided " if finding.advisory in decisions else "UNDECIDED"
         fixed = ", ".join(finding.fixed_in) or "no fix"
         print(f"{mark} {finding.package}=={finding.version} {finding.advisory} ({', '.join(finding.aliases)}) "
               f"fixed in {fixed}: {finding.summary}")
-    print(f"{len(pins)} pins audited, {len(findings)} findings, {len(undecided)} without a decision "
-          f"in {args.decisions.relative_to(PROJECT_ROOT) if args.decisions.is_relative_to(PROJECT_ROOT) else args.decisions}")
+    print(f"{len(pins)} pins audited, {len(findings)} findings, {len(undecided)} without a decision in {args.decisions}")
     if args.json_out:
         args.json_out.write_text(json.dumps([asdict(f) for f in findings], indent=2))
     return 1 if undecided else 0

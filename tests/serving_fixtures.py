@@ -177,12 +177,13 @@ def set_method_names(export_dir: Path, method_names: dict[str, str]) -> None:
         pass
 
 
-def predict_request(rows: list[dict]):
-    """A PredictRequest for `serving_default` built from JSON-style rows."""
+def predict_request(rows: list[dict], model_name: str = ""):
+    """A PredictRequest for `serving_default` of `model_name` built from JSON-style rows."""
     import tensorflow as tf
     from tensorflow_serving.apis import predict_pb2
 
     request = predict_pb2.PredictRequest()
+    request.model_spec.name = model_name
     request.model_spec.signature_name = "serving_default"
     for name in FEATURE_NAMES:
         values = [row[name] for row in rows]
@@ -307,8 +308,7 @@ def assert_alive(http, channel=None):
     if channel is not None:
         from tensorflow_serving.apis import prediction_service_pb2_grpc
 
-        request = predict_request([PENGUIN_ROW])
-        request.model_spec.name = "penguin"
+        request = predict_request([PENGUIN_ROW], model_name="penguin")
         reply = prediction_service_pb2_grpc.PredictionServiceStub(channel).Predict(request, timeout=30)
         assert "predicted_class" in reply.outputs
 
@@ -317,9 +317,7 @@ def hostile_predict_requests() -> list[tuple[str, object]]:
     """(name, PredictRequest) pairs for `penguin`, each a valid request bent in one hostile way. TF Serving
     rejects all but "more values than the shape": Tensor::FromProto reads the first N and ignores the rest."""
     def base():
-        request = predict_request([PENGUIN_ROW])
-        request.model_spec.name = "penguin"
-        return request
+        return predict_request([PENGUIN_ROW], model_name="penguin")
 
     cases = []
     huge = base()  # 2**40 elements: TensorFlow's "repeat the last value" must not allocate them

@@ -316,9 +316,7 @@ def _check_grpc(kind: str, response) -> int | None:
 def _grpc_predict_request():
     from tests.serving_fixtures import predict_request
 
-    request = predict_request([PENGUIN_ROW])
-    request.model_spec.name = MODEL
-    return request
+    return predict_request([PENGUIN_ROW], model_name=MODEL)
 
 
 def _grpc_classify_request():

@@ -1,6 +1,5 @@
 """The whole penguin pipeline on the bundled data: push, cached re-run, and bad data stopping the run."""
 import csv
-import shutil
 from pathlib import Path
 
 import pytest

@@ -6,7 +6,6 @@ import pandas as pd
 import pytest
 import tensorflow as tf
 from tfx import v1 as tfx
-from tfx.types import artifact_utils
 
 from pipeline import config
 from pipeline.pipeline import _example_gen

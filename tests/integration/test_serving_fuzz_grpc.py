@@ -120,8 +120,7 @@ def valid_requests(base_path: str) -> list[tuple[str, bytes]]:
     from serving import protos
 
     apis = protos.load()
-    predict = predict_request([PENGUIN_ROW])
-    predict.model_spec.name = requests.MODEL_NAME
+    predict = predict_request([PENGUIN_ROW], model_name=requests.MODEL_NAME)
     spec = apis.model_pb2.ModelSpec(name=requests.MODEL_NAME)
     example = apis.example_pb2.Example.FromString(example_bytes(EXAMPLE_ROW))
     examples = apis.input_pb2.Input(example_list=apis.input_pb2.ExampleList(examples=[example, example]))
@@ -202,9 +201,7 @@ def _served_request(method: str):
     from serving import protos
 
     if method == "Predict":
-        request = predict_request([PENGUIN_ROW])
-        request.model_spec.name = requests.MODEL_NAME
-        return request
+        return predict_request([PENGUIN_ROW], model_name=requests.MODEL_NAME)
     apis = protos.load()
     if method == "Classify":
         return apis.classification_pb2.ClassificationRequest(

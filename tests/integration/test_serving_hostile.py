@@ -288,8 +288,7 @@ def test_grpc_hostile_tensors_are_invalid_argument(http, channel):
         assert_alive(http, channel)
     assert wrong == [], "\n".join(map(repr, wrong))
     for name in ("penguin/../penguin", "../penguin", "%2e%2e%2fpenguin"):
-        request = predict_request([PENGUIN_ROW])
-        request.model_spec.name = name
+        request = predict_request([PENGUIN_ROW], model_name=name)
         with pytest.raises(grpc.RpcError) as caught:
             stub.Predict(request, timeout=30)
         assert caught.value.code() == grpc.StatusCode.NOT_FOUND
@@ -310,8 +309,7 @@ def test_grpc_request_over_the_configured_message_limit_is_resource_exhausted(tm
     try:
         with grpc.insecure_channel(f"127.0.0.1:{limited.grpc_port}") as channel:
             stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
-            request = predict_request([PENGUIN_ROW])
-            request.model_spec.name = "penguin"
+            request = predict_request([PENGUIN_ROW], model_name="penguin")
             assert "predicted_class" in stub.Predict(request, timeout=30).outputs
             request.inputs["island"].string_val[0] = b"x" * 100_000
             with pytest.raises(grpc.RpcError) as caught:

@@ -6,8 +6,6 @@ import json
 import os
 import shutil
 import signal
-import subprocess
-import sys
 import threading
 from pathlib import Path
 
@@ -18,7 +16,6 @@ from tests.serving_fixtures import (
 )
 
 pytestmark = pytest.mark.slow
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
@@ -80,8 +77,7 @@ def test_new_version_pushed_under_load_serves_with_zero_failed_requests(store, b
     def grpc_load():
         channel = grpc.insecure_channel(f"127.0.0.1:{server.grpc_port}")
         stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
-        request = predict_request([PENGUIN_ROW])
-        request.model_spec.name = "penguin"
+        request = predict_request([PENGUIN_ROW], model_name="penguin")
         while not stop.is_set():
             try:
                 stub.Predict(request, timeout=30)
@@ -239,29 +235,19 @@ def test_latest_two_policy_and_prometheus_metrics(store, base, tmp_path):
         server.stop()
 
 
-def test_sigterm_stops_accepting_finishes_and_exits_zero(store, base):
+def test_sigterm_stops_accepting_finishes_and_exits_zero(store, base, tmp_path):
     import socket
 
-    import httpx
+    from tests.serving_process import BATCHING_CONFIG, running, serve_command
 
     store.push(base, 1)
     rest_port, grpc_port = free_port(), free_port()
-    command = [sys.executable, "-c", "import sys; from serving.cli import serve; serve.main(sys.argv[1:])",
-               f"--port={grpc_port}", f"--rest_api_port={rest_port}", "--host=127.0.0.1",
-               "--model_name=penguin", f"--model_base_path={base}", "--enable_batching"]
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
-    process = subprocess.Popen(command, cwd=PROJECT_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    try:
-        def ready():
-            if process.poll() is not None:
-                raise AssertionError(process.stderr.read().decode()[-2000:])
-            try:
-                return httpx.get(f"http://127.0.0.1:{rest_port}/v1/models/penguin", timeout=2).status_code == 200
-            except httpx.TransportError:
-                return False
-
-        wait_for(ready, timeout=120, message="server ready")
-        body = json.dumps({"instances": [PENGUIN_ROW]}).encode()
+    batching = tmp_path / "batching.config"
+    batching.write_text(BATCHING_CONFIG)
+    body = json.dumps({"instances": [PENGUIN_ROW]}).encode()
+    # `running` returns once the REST port answers, which the server opens only after loading its models.
+    with running(serve_command(base, rest_port, grpc_port, batching), rest_port, "/v1/models/penguin",
+                 tmp_path / "serve.log") as process:
         with socket.create_connection(("127.0.0.1", rest_port)) as conn:
             # A request in flight: its headers and half its body are in when SIGTERM arrives.
             conn.sendall(b"GET /v1/models/penguin HTTP/1.1\r\nHost: x\r\n\r\n")
@@ -272,11 +258,8 @@ def test_sigterm_stops_accepting_finishes_and_exits_zero(store, base):
             wait_for(lambda: _refused(rest_port), message="no new connections accepted")
             conn.sendall(body[10:])
             status, payload = _read_http_response(conn)
-        assert status == 200 and json.loads(payload)["predictions"][0]["predicted_class"] in CLASS_NAMES
         assert process.wait(timeout=60) == 0
-    finally:
-        if process.poll() is None:
-            process.kill()
+    assert status == 200 and json.loads(payload)["predictions"][0]["predicted_class"] in CLASS_NAMES
 
 
 def _refused(port: int) -> bool:
