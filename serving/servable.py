@@ -85,6 +85,10 @@ class Servable:
 
     # --- the model call -------------------------------------------------------------------------------
 
+    def uses_flat_call(self, signature_name: str) -> bool:
+        """Whether `run` calls this signature through ConcreteFunction's private flat call (see `_flat_order`)."""
+        return self._flat_orders.get(signature_name) is not None
+
     def run(self, signature_name: str, inputs: Mapping[str, np.ndarray], output_filter: Sequence[str] = ()) -> dict[str, np.ndarray]:
         """Calls one signature on already validated inputs; returns the (filtered) outputs as numpy."""
         import tensorflow as tf
@@ -184,12 +188,14 @@ class Servable:
 
 
 def _flat_order(function: Any) -> list[str] | None:
-    """Argument order for ConcreteFunction._call_flat, or None to use the public keyword call.
+    """Argument order for ConcreteFunction._call_flat (a private API), or None to use the public keyword call.
 
     The keyword call spends about as long binding and checking arguments in Python as the small model
     takes to run, holding the GIL the event loop needs. Inputs are validated before any call, so the
     flat call is used when (and only when) the function's placeholders provably match its parameters
-    one to one, in order; anything unexpected falls back to the public API.
+    one to one, in order; anything unexpected falls back to the public API. A TensorFlow upgrade that
+    changes these internals therefore costs speed, not correctness, and fails
+    tests/integration/test_serving_private_apis.py, which requires the flat call for the served model.
     """
     try:
         names = list(function.function_type.parameters)
