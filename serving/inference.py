@@ -84,6 +84,13 @@ class ModelCall:
 
 
 class InferenceService:
+    """Predict, Classify, Regress, GetModelMetadata and GetModelStatus over the registry's models.
+
+    The protocol handlers reach the models only through here. Decoders are callbacks so that a request's
+    tensors are decoded after its model spec resolved (and, for Predict, its signature was found), the
+    order in which TF Serving reports what is wrong with a request.
+    """
+
     def __init__(self, registry: ModelRegistry, batcher: DynamicBatcher | None = None,
                  model_threads: int = 4, check_method_name: bool = False):
         self.registry = registry
