@@ -7,14 +7,17 @@ tensorflow/serving work unchanged; `tfxpipe predict` and `serving.client` are su
 
 Modules (library first; the CLI is thin):
 
-- `server`: `ModelServer` and `ServerOptions` (the flags) - wires the pieces below, graceful shutdown.
+- `server`: `ModelServer` - wires the pieces below, graceful shutdown; `options`: `ServerOptions` (the flags
+  and their defaults, which `tfxpipe serve` shows).
 - `model_config`: flag and text-proto config files -> `ModelConfig`, `VersionPolicy`, `BatchingOptions`.
 - `version_manager`: `ModelVersionManager` polls a base path, loads and warms versions, swaps safely.
 - `model_registry`: `ModelRegistry` - all models, version labels, config reloads, request resolution.
 - `servable`: one loaded version: signatures, TF Serving's input checks, the model call.
 - `batching`: `DynamicBatcher` - concurrent requests merged into one model call.
-- `inference`: predict/classify/regress shared by both protocols.
-- `rest`, `json_codec`, `status_json`, `http_protocol`: the REST API; `grpc_service`: the gRPC API.
+- `inference`: `InferenceService`, the one path of predict/classify/regress/metadata/status for both
+  protocols (and warm-up); a `ModelCall` is awaited on the event loop or waited for on a thread.
+- `rest`, `json_request` (JSON -> arrays, tf.Examples), `json_response` (arrays -> JSON), `status_json`,
+  `http_protocol`: the REST API; `grpc_service`: the gRPC API.
 - `openapi.yaml` (package data): the REST API as OpenAPI 3.0, which tests/integration/test_serving_fuzz_rest.py
   fuzzes the server against.
 - `warmup`: replays `assets.extra/tf_serving_warmup_requests`; `metrics`: Prometheus.

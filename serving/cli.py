@@ -1,6 +1,7 @@
 """`tfxpipe serve` (tensorflow_model_server's flags) and `tfxpipe predict` (raw features in, classes out).
 
-Registered on the `tfxpipe` group by pipeline/cli.py. Heavy imports happen inside the commands.
+Registered on the `tfxpipe` group by pipeline/cli.py. Heavy imports happen inside the commands; `serve`'s
+flag defaults come from `serving.options.ServerOptions`, which the server uses too.
 """
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ import sys
 from typing import Any
 
 import click
+
+from serving.options import default  # the flags' defaults are ServerOptions' (no heavy imports)
 
 # tensorflow_model_server flags this server does not implement: named in the error instead of "no such option".
 UNSUPPORTED_TF_SERVING_FLAGS = (
@@ -41,40 +44,51 @@ class _TfServingFlagsCommand(click.Command):
             raise click.UsageError(f"{reason} Supported flags: {supported}", ctx) from None
 
 
-def _bool_flag(name: str, help_text: str, default: bool = False):
-    """A TF-Serving-style boolean: `--flag`, `--flag=true` or `--flag=false`."""
-    return click.option(name, type=click.BOOL, is_flag=False, flag_value=True, default=default,
+def _bool_flag(name: str, help_text: str):
+    """A TF-Serving-style boolean: `--flag`, `--flag=true` or `--flag=false`; its default is ServerOptions'."""
+    return click.option(name, type=click.BOOL, is_flag=False, flag_value=True, default=default(name.lstrip("-")),
                         show_default=True, help=help_text)
 
 
 @click.command(cls=_TfServingFlagsCommand, context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("--port", type=int, default=8500, show_default=True, help="gRPC port; 0 disables gRPC.")
-@click.option("--rest_api_port", type=int, default=8501, show_default=True,
+@click.option("--port", type=int, default=default("port"), show_default=True, help="gRPC port; 0 disables gRPC.")
+@click.option("--rest_api_port", type=int, default=default("rest_api_port"), show_default=True,
               help="REST port; 0 disables REST (tensorflow_model_server defaults to 0, its Docker image to 8501).")
-@click.option("--model_name", default="default", show_default=True, help="Model name (ignored with --model_config_file).")
-@click.option("--model_base_path", default="", help="Directory holding <version>/saved_model.pb (ignored with --model_config_file).")
-@click.option("--model_config_file", default="", help="Text-format ModelServerConfig: several models, version policies, labels.")
-@click.option("--model_config_file_poll_wait_seconds", type=float, default=0, show_default=True,
+@click.option("--model_name", default=default("model_name"), show_default=True,
+              help="Model name (ignored with --model_config_file).")
+@click.option("--model_base_path", default=default("model_base_path"),
+              help="Directory holding <version>/saved_model.pb (ignored with --model_config_file).")
+@click.option("--model_config_file", default=default("model_config_file"),
+              help="Text-format ModelServerConfig: several models, version policies, labels.")
+@click.option("--model_config_file_poll_wait_seconds", type=float, show_default=True,
+              default=default("model_config_file_poll_wait_seconds"),
               help="Re-read --model_config_file this often; 0 reads it once.")
-@click.option("--file_system_poll_wait_seconds", type=float, default=1, show_default=True,
+@click.option("--file_system_poll_wait_seconds", type=float, default=default("file_system_poll_wait_seconds"),
+              show_default=True,
               help="Seconds between polls for new versions; 0 polls once, negative never.")
 @_bool_flag("--enable_batching", "Merge concurrent requests into one model call.")
-@click.option("--batching_parameters_file", default="", help="Text-format BatchingParameters (needs --enable_batching).")
-@click.option("--monitoring_config_file", default="", help="Text-format MonitoringConfig (Prometheus endpoint on the REST port).")
+@click.option("--batching_parameters_file", default=default("batching_parameters_file"),
+              help="Text-format BatchingParameters (needs --enable_batching).")
+@click.option("--monitoring_config_file", default=default("monitoring_config_file"),
+              help="Text-format MonitoringConfig (Prometheus endpoint on the REST port).")
 @_bool_flag("--allow_version_labels_for_unavailable_models", "Allow labels on versions that are not loaded yet.")
-@_bool_flag("--enable_model_warmup", "Replay assets.extra/tf_serving_warmup_requests at load.", default=True)
+@_bool_flag("--enable_model_warmup", "Replay assets.extra/tf_serving_warmup_requests at load.")
 @_bool_flag("--enable_signature_method_name_check", "Require classify/regress method names on signatures.")
-@click.option("--tensorflow_intra_op_parallelism", type=int, default=0, show_default=True, help="0 = TensorFlow's choice.")
-@click.option("--tensorflow_inter_op_parallelism", type=int, default=0, show_default=True, help="0 = TensorFlow's choice.")
-@click.option("--grpc_max_threads", type=int, default=max(8, 2 * (os.cpu_count() or 1)), show_default=True,
+@click.option("--tensorflow_intra_op_parallelism", type=int, default=default("tensorflow_intra_op_parallelism"),
+              show_default=True, help="0 = TensorFlow's choice.")
+@click.option("--tensorflow_inter_op_parallelism", type=int, default=default("tensorflow_inter_op_parallelism"),
+              show_default=True, help="0 = TensorFlow's choice.")
+@click.option("--grpc_max_threads", type=int, default=default("grpc_max_threads"), show_default=True,
               help="Threads serving gRPC requests.")
-@click.option("--grpc_channel_arguments", default="",
+@click.option("--grpc_channel_arguments", default=default("grpc_channel_arguments"),
               help="Comma-separated gRPC server arguments, e.g. grpc.max_receive_message_length=4194304 "
                    "(larger requests get RESOURCE_EXHAUSTED; default: 2 GiB as in TF Serving).")
-@click.option("--host", default="0.0.0.0", show_default=True, help="[tfxpipe] Address to bind (TF Serving binds all).")
-@click.option("--rest_api_max_body_bytes", type=int, default=64 * 1024 * 1024, show_default=True,
+@click.option("--host", default=default("host"), show_default=True,
+              help="[tfxpipe] Address to bind (TF Serving binds all).")
+@click.option("--rest_api_max_body_bytes", type=int, default=default("rest_api_max_body_bytes"), show_default=True,
               help="[tfxpipe] Larger REST bodies get HTTP 413.")
-@click.option("--rest_api_read_timeout_seconds", type=float, default=30.0, show_default=True,
+@click.option("--rest_api_read_timeout_seconds", type=float, default=default("rest_api_read_timeout_seconds"),
+              show_default=True,
               help="[tfxpipe] REST clients stalling in their request headers or body this long get HTTP 408.")
 def serve(**flags: Any) -> None:
     """Serve SavedModels over TF Serving's REST and gRPC APIs (tensorflow_model_server's flags).

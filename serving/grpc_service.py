@@ -20,10 +20,10 @@ from typing import Any, Callable
 
 import grpc
 
-from serving import errors, protos, status_json, tensors
+from serving import errors, protos, tensors
 from serving.inference import InferenceService, ModelRequest, serialized_examples
 from serving.metrics import ServingMetrics
-from serving.model_registry import ModelRegistry
+from trainer.contract import SIGNATURE_DEF_METADATA_FIELD
 
 
 def model_request(spec: Any) -> ModelRequest:
@@ -55,14 +55,15 @@ def build_prediction_servicer(service: InferenceService, metrics: ServingMetrics
             return _handle(context, metrics, request.model_spec.name, "predict", self._predict, request)
 
         def _predict(self, request):
-            spec = model_request(request.model_spec)
-            servable = service.resolve(spec)  # TF Serving's order: model spec, signature, names, then tensors
-            servable.check_input_names(servable.predict_signature(spec.signature_name), request.inputs)
-            try:
-                inputs = {alias: tensors.to_ndarray(proto) for alias, proto in request.inputs.items()}
-            except ValueError as exc:
-                raise errors.invalid_argument(f"tensor parsing error: {exc}") from None
-            result = service.predict_blocking(spec, inputs, tuple(request.output_filter), servable)
+            def decode(signature):  # TF Serving's order: model spec, signature, input names, then tensors
+                signature.check_input_names(request.inputs)
+                try:
+                    return {alias: tensors.to_ndarray(proto) for alias, proto in request.inputs.items()}
+                except ValueError as exc:
+                    raise errors.invalid_argument(f"tensor parsing error: {exc}") from None
+
+            call = service.predict(model_request(request.model_spec), decode, tuple(request.output_filter))
+            result = call.result()
             response = apis.predict_pb2.PredictResponse()
             _fill_model_spec(response.model_spec, result.servable, result.signature_name)
             for alias, value in result.outputs.items():
@@ -73,9 +74,8 @@ def build_prediction_servicer(service: InferenceService, metrics: ServingMetrics
             return _handle(context, metrics, request.model_spec.name, "classify", self._classify, request)
 
         def _classify(self, request):
-            spec = model_request(request.model_spec)
-            servable = service.resolve(spec)  # a bad model spec is reported before an empty input
-            result, classes, scores = service.classify_blocking(spec, serialized_examples(request.input), servable)
+            call = service.classify(model_request(request.model_spec), lambda: serialized_examples(request.input))
+            result, classes, scores = call.result()
             response = apis.classification_pb2.ClassificationResponse()
             _fill_model_spec(response.model_spec, result.servable, result.signature_name)
             reference = classes if classes is not None else scores
@@ -93,9 +93,8 @@ def build_prediction_servicer(service: InferenceService, metrics: ServingMetrics
             return _handle(context, metrics, request.model_spec.name, "regress", self._regress, request)
 
         def _regress(self, request):
-            spec = model_request(request.model_spec)
-            servable = service.resolve(spec)  # a bad model spec is reported before an empty input
-            result, values = service.regress_blocking(spec, serialized_examples(request.input), servable)
+            call = service.regress(model_request(request.model_spec), lambda: serialized_examples(request.input))
+            result, values = call.result()
             response = apis.regression_pb2.RegressionResponse()
             _fill_model_spec(response.model_spec, result.servable, result.signature_name)
             for value in values.tolist():
@@ -111,10 +110,9 @@ def build_prediction_servicer(service: InferenceService, metrics: ServingMetrics
             if not request.metadata_field:
                 raise errors.invalid_argument("GetModelMetadataRequest must specify at least one metadata_field")
             for field in request.metadata_field:
-                if field != status_json.SIGNATURE_DEF_FIELD:
+                if field != SIGNATURE_DEF_METADATA_FIELD:
                     raise errors.invalid_argument(f"Metadata field {field} is not supported")
-            spec = model_request(request.model_spec)
-            return status_json.metadata_proto(service.registry.resolve(spec.name, spec.version, spec.label))
+            return service.metadata(model_request(request.model_spec))
 
         def MultiInference(self, request, context):
             context.abort(grpc.StatusCode.UNIMPLEMENTED, "MultiInference is not supported by this server")
@@ -122,7 +120,7 @@ def build_prediction_servicer(service: InferenceService, metrics: ServingMetrics
     return PredictionServicer()
 
 
-def build_model_servicer(registry: ModelRegistry, metrics: ServingMetrics,
+def build_model_servicer(service: InferenceService, metrics: ServingMetrics,
                          apply_config: Callable[[Any], None]):
     apis = protos.load()
     base = apis.model_service_pb2_grpc.ModelServiceServicer
@@ -136,7 +134,7 @@ def build_model_servicer(registry: ModelRegistry, metrics: ServingMetrics,
                 raise errors.invalid_argument("Missing ModelSpec")
             spec = request.model_spec
             version = spec.version.value if spec.WhichOneof("version_choice") == "version" else None
-            return status_json.status_proto(registry.status(spec.name, version))
+            return service.status(spec.name, version)
 
         def HandleReloadConfigRequest(self, request, context):
             response = apis.model_management_pb2.ReloadConfigResponse()

@@ -1,14 +1,20 @@
-"""uvicorn's HTTP protocol with one socket write per response instead of two.
+"""uvicorn's HTTP protocol with one socket write per response instead of two, and a header timeout.
 
 uvicorn writes a response's status line + headers and its body with separate `transport.write` calls,
 i.e. two `send()` syscalls; on loopback each costs tens of microseconds, a large share of a small
 predict request. The transport here gathers what is written during one event-loop step and sends it
 with one write at the end of the step. Nothing is delayed past the current loop iteration.
+
+The subclass leans on uvicorn internals (its protocol classes' `cycle`, `cycle.response_complete`,
+`loop` and `transport` attributes). `protocol_class` checks them first; when an upgrade changed them it
+logs why and hands uvicorn its own protocol class unchanged (public API: slower, no header timeout),
+and tests/unit/test_serving_core.py fails on `private_surface_problems()`.
 """
 from __future__ import annotations
 
 import asyncio
 import logging
+import sys
 from typing import Any
 
 log = logging.getLogger(__name__)
@@ -65,13 +71,12 @@ def protocol_class(header_timeout_seconds: float | None = None) -> type:
     times out idle keep-alive connections, so a client that stalls in its headers would hold its
     connection forever. (The request body's timeout is `serving.rest`'s.)
     """
-    try:
-        import httptools  # noqa: F401 - uvicorn's C parser, from `uvicorn[standard]`
-        from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol as Base
-    except ImportError:
-        log.warning("httptools is not installed: REST uses uvicorn's pure-Python h11 parser, with about half "
-                    "the throughput (pip install httptools)")
-        from uvicorn.protocols.http.h11_impl import H11Protocol as Base
+    Base = uvicorn_protocol_class()
+    problems = private_surface_problems(Base)
+    if problems:
+        log.warning("uvicorn's %s is not what serving.http_protocol expects (%s): REST uses it unchanged, with "
+                    "two writes per response and no request header timeout", Base.__name__, "; ".join(problems))
+        return Base
 
     class CoalescingHttpProtocol(Base):  # type: ignore[misc, valid-type]
         _header_timer: asyncio.TimerHandle | None = None
@@ -107,3 +112,43 @@ def protocol_class(header_timeout_seconds: float | None = None) -> type:
                 self.transport.close()
 
     return CoalescingHttpProtocol
+
+
+def uvicorn_protocol_class() -> type:
+    """uvicorn's preferred HTTP protocol: httptools if installed, else h11."""
+    try:
+        import httptools  # noqa: F401 - uvicorn's C parser, from `uvicorn[standard]`
+        from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+    except ImportError:
+        log.warning("httptools is not installed: REST uses uvicorn's pure-Python h11 parser, with about half "
+                    "the throughput (pip install httptools)")
+        from uvicorn.protocols.http.h11_impl import H11Protocol
+
+        return H11Protocol
+    return HttpToolsProtocol
+
+
+def private_surface_problems(base: type) -> list[str]:
+    """What `CoalescingHttpProtocol` needs from uvicorn's protocol class `base` and does not find."""
+    import uvicorn
+    from uvicorn.server import ServerState
+
+    problems = [f"no {name}()" for name in ("connection_made", "data_received", "connection_lost")
+                if not callable(getattr(base, name, None))]
+    try:
+        loop = asyncio.new_event_loop()
+        try:
+            protocol = base(config=uvicorn.Config(_no_app, log_config=None), server_state=ServerState(), app_state={}, _loop=loop)
+        finally:
+            loop.close()
+    except Exception as exc:  # noqa: BLE001 - any change in the constructor is a finding
+        return problems + [f"{base.__name__}(config, server_state, app_state, _loop) failed: {exc!r}"]
+    problems += [f"no attribute {name!r}" for name in ("cycle", "loop", "transport") if not hasattr(protocol, name)]
+    cycle_class = getattr(sys.modules[base.__module__], "RequestResponseCycle", None)
+    if cycle_class is None or "response_complete" not in cycle_class.__init__.__code__.co_names:
+        problems.append("RequestResponseCycle sets no response_complete")
+    return problems
+
+
+async def _no_app(scope, receive, send) -> None:  # pragma: no cover - never called
+    raise NotImplementedError

@@ -1,21 +1,30 @@
-"""What REST and gRPC share: resolve the model, check the request, run it (batched or not), check results.
+"""The one path from a decoded request to the model and back, shared by REST, gRPC and warm-up.
 
-Everything here works on numpy arrays and tf.Example bytes; `rest.py` and `grpc_service.py` only
-translate their wire formats to and from these calls.
+`InferenceService` resolves the model spec, makes TF Serving's checks in TF Serving's order and returns a
+`ModelCall`; how the caller waits for the model is the only thing the protocols do differently: REST
+awaits the call on the event loop, a gRPC worker thread (or warm-up) calls `result()`. Each API is
+written once. Everything here works on numpy arrays and tf.Example bytes; `rest.py` and
+`grpc_service.py` only translate their wire formats to and from these calls.
 """
 from __future__ import annotations
 
 import asyncio
 import concurrent.futures
 import dataclasses
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
-from serving import errors
+from serving import errors, status_json
 from serving.batching import DynamicBatcher, batch_rows
 from serving.model_registry import ModelRegistry
-from serving.servable import CLASSIFY_METHOD, REGRESS_METHOD, Servable, Signature
+from serving.servable import Servable, Signature
+from trainer import contract
+
+#: Decodes a Predict request's tensors once the signature they are meant for is known.
+InputDecoder = Callable[[Signature], Mapping[str, np.ndarray]]
+#: Decodes a Classify/Regress request's examples (serialized tf.Examples), once the model spec resolved.
+ExampleDecoder = Callable[[], np.ndarray]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -35,7 +44,53 @@ class Result:
     outputs: Mapping[str, np.ndarray]
 
 
+class ModelCall:
+    """A request that passed every check before the model runs; the model call has not started.
+
+    `await call` runs it without blocking the event loop (batched, or on the model thread pool);
+    `call.result()` runs it on the calling thread (batched calls wait for their batch). Both return
+    what `finish` makes of the outputs, after the output checks of the request's API.
+    """
+
+    __slots__ = ("servable", "signature", "inputs", "output_filter", "_finish", "_batcher", "_executor")
+
+    def __init__(self, servable: Servable, signature: Signature, inputs: Mapping[str, np.ndarray],
+                 output_filter: tuple[str, ...], finish: Callable[["ModelCall", Mapping[str, np.ndarray]], Any],
+                 batcher: DynamicBatcher | None = None,
+                 executor: concurrent.futures.Executor | None = None):
+        self.servable, self.signature, self.inputs, self.output_filter = servable, signature, inputs, output_filter
+        self._finish = finish
+        batched = batcher is not None and signature.batchable and batch_rows(inputs) > 0
+        self._batcher = batcher if batched else None
+        self._executor = executor
+
+    def __await__(self):
+        return self._run_on_loop().__await__()
+
+    async def _run_on_loop(self) -> Any:
+        if self._batcher is not None:
+            outputs = await self._batcher.run(self.servable, self.signature.name, self.inputs, self.output_filter)
+        else:
+            outputs = await asyncio.get_running_loop().run_in_executor(
+                self._executor, self.servable.run, self.signature.name, self.inputs, self.output_filter)
+        return self._finish(self, outputs)
+
+    def result(self) -> Any:
+        if self._batcher is not None:
+            outputs = self._batcher.run_blocking(self.servable, self.signature.name, self.inputs, self.output_filter)
+        else:
+            outputs = self.servable.run(self.signature.name, self.inputs, self.output_filter)
+        return self._finish(self, outputs)
+
+
 class InferenceService:
+    """Predict, Classify, Regress, GetModelMetadata and GetModelStatus over the registry's models.
+
+    The protocol handlers reach the models only through here. Decoders are callbacks so that a request's
+    tensors are decoded after its model spec resolved (and, for Predict, its signature was found), the
+    order in which TF Serving reports what is wrong with a request.
+    """
+
     def __init__(self, registry: ModelRegistry, batcher: DynamicBatcher | None = None,
                  model_threads: int = 4, check_method_name: bool = False):
         self.registry = registry
@@ -43,73 +98,71 @@ class InferenceService:
         self.check_method_name = check_method_name
         self._executor = concurrent.futures.ThreadPoolExecutor(model_threads, thread_name_prefix="model")
 
-    def resolve(self, request: ModelRequest) -> Servable:
+    def predict(self, request: ModelRequest, decode_inputs: InputDecoder, output_filter: Sequence[str] = (),
+                json_api: bool = False) -> ModelCall:
+        """Predict: the model spec, then the signature, then `decode_inputs(signature)`, then input checks.
+
+        `json_api`: TF Serving's REST handler decodes the JSON against the model's SignatureDefs before
+        Predict's own checks run, and words a missing signature differently (INVALID_ARGUMENT).
+        """
+        servable = self._resolve(request)
+        if json_api:
+            inputs = decode_inputs(servable.declared_signature(request.signature_name))
+            signature = servable.predict_signature(request.signature_name)
+        else:
+            signature = servable.predict_signature(request.signature_name)
+            inputs = decode_inputs(signature)
+        return predict_call(servable, signature, inputs, tuple(output_filter), self.batcher, self._executor)
+
+    def classify(self, request: ModelRequest, decode_examples: ExampleDecoder) -> ModelCall:
+        """Classify; the call's result is (result, classes [N,K] or None, scores [N,K] or None)."""
+        return self._example_call(request, contract.CLASSIFY_METHOD, decode_examples)
+
+    def regress(self, request: ModelRequest, decode_examples: ExampleDecoder) -> ModelCall:
+        """Regress; the call's result is (result, values [N])."""
+        return self._example_call(request, contract.REGRESS_METHOD, decode_examples)
+
+    def _example_call(self, request: ModelRequest, method: str, decode_examples: ExampleDecoder) -> ModelCall:
+        servable = self._resolve(request)  # a bad model spec is reported before an empty input
+        return example_call(servable, request.signature_name, method, decode_examples(), self.check_method_name,
+                            self.batcher, self._executor)
+
+    def metadata(self, request: ModelRequest) -> Any:
+        """GetModelMetadataResponse (signature_def) of the version `request` designates."""
+        return status_json.metadata_proto(self._resolve(request))
+
+    def status(self, name: str, version: int | None = None) -> Any:
+        """GetModelStatusResponse: one version of the model, or all it has had."""
+        return status_json.status_proto(self.registry.status(name, version))
+
+    def _resolve(self, request: ModelRequest) -> Servable:
         return self.registry.resolve(request.name, request.version, request.label)
-
-    # Each API comes twice: `async` for the event loop (REST), `*_blocking` for gRPC worker threads.
-    # `servable` is for callers that resolved the model spec before decoding the inputs: TF Serving
-    # reports a bad spec (NOT_FOUND, ...) ahead of anything wrong with the inputs.
-
-    async def predict(self, request: ModelRequest, inputs: Mapping[str, np.ndarray],
-                      output_filter: Sequence[str] = (), servable: Servable | None = None) -> Result:
-        servable, signature = self._plan_predict(request, inputs, output_filter, servable)
-        outputs = await self._run(servable, signature, inputs, tuple(output_filter))
-        return Result(servable, signature.name, outputs)
-
-    def predict_blocking(self, request: ModelRequest, inputs: Mapping[str, np.ndarray],
-                         output_filter: Sequence[str] = (), servable: Servable | None = None) -> Result:
-        servable, signature = self._plan_predict(request, inputs, output_filter, servable)
-        outputs = self._run_blocking(servable, signature, inputs, tuple(output_filter))
-        return Result(servable, signature.name, outputs)
-
-    async def classify(self, request: ModelRequest, examples: np.ndarray) -> tuple[Result, np.ndarray | None, np.ndarray | None]:
-        """Runs a classification signature; returns (result, classes [N,K] or None, scores [N,K] or None)."""
-        servable, signature = self._plan_examples(request, CLASSIFY_METHOD)
-        return _classified(servable, signature, await self._run(servable, signature, {"inputs": examples}, ()), examples)
-
-    def classify_blocking(self, request: ModelRequest, examples: np.ndarray, servable: Servable | None = None):
-        servable, signature = self._plan_examples(request, CLASSIFY_METHOD, servable)
-        return _classified(servable, signature, self._run_blocking(servable, signature, {"inputs": examples}, ()), examples)
-
-    async def regress(self, request: ModelRequest, examples: np.ndarray) -> tuple[Result, np.ndarray]:
-        servable, signature = self._plan_examples(request, REGRESS_METHOD)
-        return _regressed(servable, signature, await self._run(servable, signature, {"inputs": examples}, ()), examples)
-
-    def regress_blocking(self, request: ModelRequest, examples: np.ndarray,
-                         servable: Servable | None = None) -> tuple[Result, np.ndarray]:
-        servable, signature = self._plan_examples(request, REGRESS_METHOD, servable)
-        return _regressed(servable, signature, self._run_blocking(servable, signature, {"inputs": examples}, ()), examples)
-
-    def _plan_predict(self, request, inputs, output_filter, servable):
-        servable = servable or self.resolve(request)
-        signature = servable.predict_signature(request.signature_name)
-        servable.check_predict_inputs(signature, inputs, output_filter)
-        return servable, signature
-
-    def _plan_examples(self, request: ModelRequest, method: str, servable: Servable | None = None):
-        servable = servable or self.resolve(request)
-        return servable, servable.example_signature(request.signature_name, method, self.check_method_name)
-
-    def _batched(self, signature: Signature, inputs: Mapping[str, np.ndarray]) -> bool:
-        return self.batcher is not None and signature.batchable and batch_rows(inputs) > 0
-
-    async def _run(self, servable: Servable, signature: Signature, inputs: Mapping[str, np.ndarray],
-                   output_filter: tuple[str, ...]) -> Mapping[str, np.ndarray]:
-        if self._batched(signature, inputs):
-            return await self.batcher.run(servable, signature.name, inputs, output_filter)
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, servable.run, signature.name, inputs, output_filter)
-
-    def _run_blocking(self, servable: Servable, signature: Signature, inputs: Mapping[str, np.ndarray],
-                      output_filter: tuple[str, ...]) -> Mapping[str, np.ndarray]:
-        if self._batched(signature, inputs):
-            return self.batcher.run_blocking(servable, signature.name, inputs, output_filter)
-        return servable.run(signature.name, inputs, output_filter)
 
     def close(self) -> None:
         if self.batcher is not None:
             self.batcher.close()
         self._executor.shutdown(wait=True)
+
+
+# --- the calls, on a servable already resolved (warm-up uses these directly) ----------------------------
+
+def predict_call(servable: Servable, signature: Signature, inputs: Mapping[str, np.ndarray],
+                 output_filter: tuple[str, ...], batcher: DynamicBatcher | None = None,
+                 executor: concurrent.futures.Executor | None = None) -> ModelCall:
+    servable.check_predict_inputs(signature, inputs, output_filter)
+    return ModelCall(servable, signature, inputs, output_filter, _predicted, batcher, executor)
+
+
+def example_call(servable: Servable, signature_name: str, method: str, examples: np.ndarray,
+                 check_method_name: bool, batcher: DynamicBatcher | None = None,
+                 executor: concurrent.futures.Executor | None = None) -> ModelCall:
+    """Classify (method=CLASSIFY_METHOD) or Regress on serialized tf.Examples."""
+    signature = servable.example_signature(signature_name, method, check_method_name)
+    if method == contract.CLASSIFY_METHOD:
+        inputs, finish = {contract.CLASSIFY_INPUTS: examples}, _classified
+    else:
+        inputs, finish = {contract.REGRESS_INPUTS: examples}, _regressed
+    return ModelCall(servable, signature, inputs, (), finish, batcher, executor)
 
 
 def serialized_examples(model_input: Any) -> np.ndarray:
@@ -134,20 +187,25 @@ def serialized_examples(model_input: Any) -> np.ndarray:
     return array
 
 
-def _classified(servable: Servable, signature: Signature, outputs: Mapping[str, np.ndarray], examples: np.ndarray):
-    classes, scores = outputs.get("classes"), outputs.get("scores")
-    _check_classification(classes, scores, len(examples))
-    return Result(servable, signature.name, outputs), classes, scores
+def _predicted(call: ModelCall, outputs: Mapping[str, np.ndarray]) -> Result:
+    return Result(call.servable, call.signature.name, outputs)
 
 
-def _regressed(servable: Servable, signature: Signature, outputs: Mapping[str, np.ndarray], examples: np.ndarray):
-    return Result(servable, signature.name, outputs), _check_regression(outputs["outputs"], len(examples))
+def _classified(call: ModelCall, outputs: Mapping[str, np.ndarray]):
+    classes, scores = outputs.get(contract.CLASSES), outputs.get(contract.SCORES)
+    _check_classification(classes, scores, len(call.inputs[contract.CLASSIFY_INPUTS]))
+    return Result(call.servable, call.signature.name, outputs), classes, scores
+
+
+def _regressed(call: ModelCall, outputs: Mapping[str, np.ndarray]):
+    values = _check_regression(outputs[contract.REGRESS_OUTPUTS], len(call.inputs[contract.REGRESS_INPUTS]))
+    return Result(call.servable, call.signature.name, outputs), values
 
 
 def _check_classification(classes: np.ndarray | None, scores: np.ndarray | None, num_examples: int) -> None:
     for name, tensor, dtype_ok, dtype_name in (
-        ("classes", classes, lambda t: t.dtype == object, "DT_STRING"),
-        ("scores", scores, lambda t: t.dtype == np.float32, "DT_FLOAT"),
+        (contract.CLASSES, classes, lambda t: t.dtype == object, "DT_STRING"),
+        (contract.SCORES, scores, lambda t: t.dtype == np.float32, "DT_FLOAT"),
     ):
         if tensor is None:
             continue

@@ -10,7 +10,9 @@ runs TensorFlow's real `__init__` and reuses the same, already registered, messa
 
 When TensorFlow is already imported nothing special happens. While `load()` runs for the first time,
 another thread importing TensorFlow would see the placeholder: call it before starting such threads
-(`ModelServer` does so in its constructor).
+(`ModelServer` does so in its constructor). If a TensorFlow release breaks the placeholder import (its
+generated modules starting to need the real package), `load()` logs why and imports TensorFlow for real:
+slow, but correct; tests/unit/test_serving_client.py's import-hygiene test then fails loudly.
 
 Also here: TF Serving's `BatchingParameters` and `MonitoringConfig` messages, which the
 tensorflow-serving-api wheel does not ship; they are declared from TF Serving's .proto definitions
@@ -20,6 +22,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import logging
 import sys
 import threading
 import types
@@ -76,11 +79,15 @@ def _import_without_tensorflow_runtime(names: tuple[str, ...]) -> dict[str, type
     placeholder.__path__ = list(spec.submodule_search_locations)
     sys.modules["tensorflow"] = placeholder
     try:
-        modules = {name: importlib.import_module(name) for name in names}
+        return {name: importlib.import_module(name) for name in names}
+    except (ImportError, AttributeError) as exc:  # the public way: import TensorFlow itself
+        logging.getLogger(__name__).warning(
+            "TF Serving's protos no longer import without TensorFlow's runtime (%r); importing TensorFlow", exc)
+        del sys.modules["tensorflow"]
+        return {name: importlib.import_module(name) for name in names}
     finally:
         if sys.modules.get("tensorflow") is placeholder:
             del sys.modules["tensorflow"]
-    return modules
 
 
 # --- TF Serving config messages missing from the tensorflow-serving-api wheel -------------------------

@@ -17,7 +17,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from serving import errors, json_codec, status_json
+from serving import errors, json_request, json_response, status_json
 from serving.inference import InferenceService, ModelRequest
 from serving.metrics import ServingMetrics
 
@@ -29,14 +29,13 @@ _STATUS_PATH = re.compile(
 )
 JSON = "application/json"
 log = logging.getLogger(__name__)
-DEFAULT_MAX_BODY_BYTES = 64 * 1024 * 1024
-DEFAULT_READ_TIMEOUT_SECONDS = 30.0
 
 
-def create_app(service: InferenceService, metrics: ServingMetrics, prometheus_path: str | None = None,
-               max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
-               read_timeout_seconds: float | None = DEFAULT_READ_TIMEOUT_SECONDS):
+def create_app(service: InferenceService, metrics: ServingMetrics, prometheus_path: str | None,
+               max_body_bytes: int, read_timeout_seconds: float | None):
     """The REST ASGI app: /v1 requests go straight to the TF Serving handler, the rest to Starlette.
+
+    The limits are `ServerOptions.rest_api_max_body_bytes` and `rest_api_read_timeout_seconds`.
 
     The /v1 path skips Starlette's router and middleware layers, which cost more per request than the
     batched model call does; it still uses Starlette's Request and Response.
@@ -60,7 +59,7 @@ def create_app(service: InferenceService, metrics: ServingMetrics, prometheus_pa
 
 class _RestHandler:
     def __init__(self, service: InferenceService, metrics: ServingMetrics, max_body_bytes: int,
-                 read_timeout_seconds: float | None = DEFAULT_READ_TIMEOUT_SECONDS):
+                 read_timeout_seconds: float | None):
         self.service = service
         self.metrics = metrics
         self.max_body_bytes = max_body_bytes
@@ -87,12 +86,12 @@ class _RestHandler:
             self.metrics.record(model_name, api, "REST", exc.code.name, None)
             # 408/413: the rest of the body is not read, so the connection cannot carry another request.
             headers = {"connection": "close"} if exc.http_status in (408, 413) else None
-            return Response(json_codec.error_body(exc.message), status_code=exc.http_status, media_type=JSON,
+            return Response(json_response.error_body(exc.message), status_code=exc.http_status, media_type=JSON,
                             headers=headers)
         except Exception as exc:  # noqa: BLE001 - a bug must still answer in TF Serving's error format
             log.exception("REST request %s %s failed", method, path)
             self.metrics.record(model_name, api, "REST", "INTERNAL", None)
-            return Response(json_codec.error_body(f"Internal error: {exc}"), status_code=500, media_type=JSON)
+            return Response(json_response.error_body(f"Internal error: {exc}"), status_code=500, media_type=JSON)
         self.metrics.record(model_name, api, "REST", "OK", time.perf_counter() - started)
         return Response(content, media_type=JSON)
 
@@ -118,24 +117,24 @@ class _RestHandler:
         return b"".join(chunks)
 
     async def _inference(self, api: str, spec: ModelRequest, body: bytes) -> bytes:
-        doc = json_codec.parse_document(body)
-        spec = ModelRequest(spec.name, spec.version, spec.label, json_codec.signature_name(doc))
+        doc = json_request.parse_document(body)
+        spec = ModelRequest(spec.name, spec.version, spec.label, json_request.signature_name(doc))
         if api == "predict":
-            servable = self.service.resolve(spec)
-            signature = servable.signatures.get(spec.signature_name or "serving_default")
-            if signature is None:
-                raise errors.invalid_argument(
-                    f'Serving signature name: "{spec.signature_name or "serving_default"}" not found in signature def'
-                )
-            request_format, inputs = json_codec.predict_inputs(doc, signature.inputs)
-            result = await self.service.predict(spec, inputs, servable=servable)
-            return json_codec.predict_response(result.outputs, request_format)
-        examples = json_codec.serialized_examples(doc)
+            request_format = json_request.ROW
+
+            def decode(signature):  # the response is written in the format of the request
+                nonlocal request_format
+                request_format, inputs = json_request.predict_inputs(doc, signature.inputs)
+                return inputs
+
+            result = await self.service.predict(spec, decode, json_api=True)
+            return json_response.predict_response(result.outputs, request_format)
+        examples = json_request.serialized_examples(doc)  # TF Serving's REST API decodes before resolving
         if api == "classify":
-            _, classes, scores = await self.service.classify(spec, examples)
-            return json_codec.classify_response(classes, scores)
-        _, values = await self.service.regress(spec, examples)
-        return json_codec.regress_response(values)
+            _, classes, scores = await self.service.classify(spec, lambda: examples)
+            return json_response.classify_response(classes, scores)
+        _, values = await self.service.regress(spec, lambda: examples)
+        return json_response.regress_response(values)
 
     def _status_or_metadata(self, match: re.Match) -> bytes:
         name, version, label, metadata = match.groups()
@@ -143,9 +142,8 @@ class _RestHandler:
             raise errors.invalid_argument("Missing model name in request.")
         version_number = _version(version)
         if metadata:
-            servable = self.service.registry.resolve(name, version_number, label)
-            return status_json.metadata_json(servable)
-        return status_json.status_json(self.service.registry.status(name, version_number))
+            return status_json.metadata_json(self.service.metadata(ModelRequest(name, version_number, label)))
+        return status_json.status_json(self.service.status(name, version_number))
 
 
 def _model_request(match: re.Match) -> ModelRequest:

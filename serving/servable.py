@@ -13,13 +13,7 @@ from typing import Any, Collection, Mapping, Sequence
 import numpy as np
 
 from serving import errors, tensors
-
-PREDICT_METHOD = "tensorflow/serving/predict"
-CLASSIFY_METHOD = "tensorflow/serving/classify"
-REGRESS_METHOD = "tensorflow/serving/regress"
-DEFAULT_SIGNATURE = "serving_default"
-WARMUP_FILE = os.path.join("assets.extra", "tf_serving_warmup_requests")
-MAX_WARMUP_RECORDS = 1000
+from trainer import contract
 
 
 @dataclasses.dataclass(frozen=True)
@@ -51,6 +45,18 @@ class Signature:
         specs = (*self.inputs.values(), *self.outputs.values())
         object.__setattr__(self, "batchable", all(spec.batched for spec in specs))
 
+    def check_input_names(self, names: Collection[str]) -> None:
+        """predict_util.cc's first checks, made before any tensor is decoded: one input per signature alias."""
+        expected = self.inputs
+        if len(names) != len(expected):
+            _raise_size_mismatch(names, expected)
+        for alias in names:
+            if alias not in expected:
+                raise errors.invalid_argument(
+                    f"input tensor alias not found in signature: {alias}. Inputs expected to be in the set "
+                    f"{{{','.join(sorted(expected))}}}."
+                )
+
 
 class Servable:
     """A model version ready to serve. Thread-safe: the model may be called from several threads."""
@@ -72,12 +78,16 @@ class Servable:
         import tensorflow as tf
 
         try:
-            loaded = tf.saved_model.load(path, tags=["serve"])
+            loaded = tf.saved_model.load(path, tags=[contract.SERVING_TAG])
         except Exception as exc:  # noqa: BLE001 - any load failure becomes the version's error status
             raise errors.from_exception(exc) from exc
         return cls(name, version, path, meta_graph, loaded)
 
     # --- the model call -------------------------------------------------------------------------------
+
+    def uses_flat_call(self, signature_name: str) -> bool:
+        """Whether `run` calls this signature through ConcreteFunction's private flat call (see `_flat_order`)."""
+        return self._flat_orders.get(signature_name) is not None
 
     def run(self, signature_name: str, inputs: Mapping[str, np.ndarray], output_filter: Sequence[str] = ()) -> dict[str, np.ndarray]:
         """Calls one signature on already validated inputs; returns the (filtered) outputs as numpy."""
@@ -101,29 +111,25 @@ class Servable:
 
     # --- TF Serving's request checks ----------------------------------------------------------------
 
+    def declared_signature(self, signature_name: str) -> Signature:
+        """The SignatureDef TF Serving's REST API decodes a request's JSON against (GetInfoMap's message)."""
+        name = signature_name or contract.DEFAULT_SIGNATURE
+        signature = self.signatures.get(name)
+        if signature is None:
+            raise errors.invalid_argument(f'Serving signature name: "{name}" not found in signature def')
+        return signature
+
     def predict_signature(self, signature_name: str) -> Signature:
-        name = signature_name or DEFAULT_SIGNATURE
+        name = signature_name or contract.DEFAULT_SIGNATURE
         signature = self.signatures.get(name)
         if signature is None or name not in self._functions:
             raise errors.failed_precondition(f'Serving signature key "{name}" not found.')
         return signature
 
-    def check_input_names(self, signature: Signature, names: Collection[str]) -> None:
-        """predict_util.cc's first checks, made before any tensor is decoded: one input per signature alias."""
-        expected = signature.inputs
-        if len(names) != len(expected):
-            _raise_size_mismatch(names, expected)
-        for alias in names:
-            if alias not in expected:
-                raise errors.invalid_argument(
-                    f"input tensor alias not found in signature: {alias}. Inputs expected to be in the set "
-                    f"{{{','.join(sorted(expected))}}}."
-                )
-
     def check_predict_inputs(self, signature: Signature, inputs: Mapping[str, np.ndarray],
                              output_filter: Sequence[str] = ()) -> None:
         """predict_util.cc checks, then dtype and shape checks the TF session would make."""
-        self.check_input_names(signature, inputs)
+        signature.check_input_names(inputs)
         expected = signature.inputs
         for index, alias in enumerate(sorted(inputs)):
             spec, value = expected[alias], inputs[alias]
@@ -150,23 +156,23 @@ class Servable:
 
     def example_signature(self, signature_name: str, method: str, check_method_name: bool) -> Signature:
         """classifier.cc / regressor.cc signature checks for Classify (method=classify) and Regress."""
-        name = signature_name or DEFAULT_SIGNATURE
+        name = signature_name or contract.DEFAULT_SIGNATURE
         signature = self.signatures.get(name)
         if signature is None or name not in self._functions:
             raise errors.invalid_argument(f"No signature was found with the name: {name}")
-        kind = "classification" if method == CLASSIFY_METHOD else "regression"
+        kind = "classification" if method == contract.CLASSIFY_METHOD else "regression"
         if check_method_name and signature.method_name != method:
             raise errors.invalid_argument(
                 f"Expected {kind} signature method_name to be {method}. Was: {signature.method_name}"
             )
         if len(signature.inputs) != 1:
             raise errors.invalid_argument("Expected one input Tensor.")
-        if method == CLASSIFY_METHOD:
+        if method == contract.CLASSIFY_METHOD:
             if len(signature.outputs) not in (1, 2):
                 raise errors.invalid_argument(f"Expected one or two output Tensors, found {len(signature.outputs)}")
-            if "inputs" not in signature.inputs:
+            if contract.CLASSIFY_INPUTS not in signature.inputs:
                 raise errors.invalid_argument(f"No classification inputs found in SignatureDef: {_debug(signature)}")
-            if "classes" not in signature.outputs and "scores" not in signature.outputs:
+            if contract.CLASSES not in signature.outputs and contract.SCORES not in signature.outputs:
                 raise errors.invalid_argument(
                     'Expected classification signature outputs to contain at least one of "classes" or "scores". '
                     f"Signature was: {_debug(signature)}"
@@ -174,20 +180,22 @@ class Servable:
         else:
             if len(signature.outputs) != 1:
                 raise errors.invalid_argument("Expected one output Tensor.")
-            if "inputs" not in signature.inputs:
+            if contract.REGRESS_INPUTS not in signature.inputs:
                 raise errors.invalid_argument(f"No regression inputs found in SignatureDef: {_debug(signature)}")
-            if "outputs" not in signature.outputs:
+            if contract.REGRESS_OUTPUTS not in signature.outputs:
                 raise errors.invalid_argument(f"No regression outputs found in SignatureDef: {_debug(signature)}")
         return signature
 
 
 def _flat_order(function: Any) -> list[str] | None:
-    """Argument order for ConcreteFunction._call_flat, or None to use the public keyword call.
+    """Argument order for ConcreteFunction._call_flat (a private API), or None to use the public keyword call.
 
     The keyword call spends about as long binding and checking arguments in Python as the small model
     takes to run, holding the GIL the event loop needs. Inputs are validated before any call, so the
     flat call is used when (and only when) the function's placeholders provably match its parameters
-    one to one, in order; anything unexpected falls back to the public API.
+    one to one, in order; anything unexpected falls back to the public API. A TensorFlow upgrade that
+    changes these internals therefore costs speed, not correctness, and fails
+    tests/integration/test_serving_private_apis.py, which requires the flat call for the served model.
     """
     try:
         names = list(function.function_type.parameters)
@@ -218,7 +226,7 @@ def read_meta_graph(path: str) -> Any:
     except Exception:  # noqa: BLE001 - protobuf raises DecodeError or RuntimeError depending on backend
         raise errors.ServingError(errors.Code.DATA_LOSS, f"Could not parse SavedModel proto at {pb_path}") from None
     for meta_graph in saved_model.meta_graphs:
-        if "serve" in meta_graph.meta_info_def.tags:
+        if contract.SERVING_TAG in meta_graph.meta_info_def.tags:
             return meta_graph
     raise errors.not_found(f"Could not find meta graph def matching supplied tags: {{ serve }} in {path}")
 

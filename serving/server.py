@@ -8,10 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import logging
-import os
-import re
 import signal
 import threading
 import time
@@ -23,59 +20,12 @@ from serving.http_protocol import protocol_class
 from serving.inference import InferenceService
 from serving.metrics import ServingMetrics
 from serving.model_registry import ModelRegistry
-from serving.rest import DEFAULT_MAX_BODY_BYTES, DEFAULT_READ_TIMEOUT_SECONDS, create_app
+from serving.options import GRPC_MAX_MESSAGE_BYTES, ServerOptions, grpc_server_arguments  # noqa: F401 - re-exported
+from serving.rest import create_app
 from serving.servable import Servable
 from serving.warmup import run_warmup
 
 log = logging.getLogger(__name__)
-GRPC_MAX_MESSAGE_BYTES = 2**31 - 1  # TF Serving: SetMaxMessageSize(kint32max)
-
-
-@dataclasses.dataclass
-class ServerOptions:
-    """tensorflow_model_server flags (same names and meaning) plus a few local settings."""
-
-    port: int = 8500
-    rest_api_port: int = 8501
-    model_name: str = "default"
-    model_base_path: str = ""
-    model_config_file: str = ""
-    model_config_file_poll_wait_seconds: float = 0
-    file_system_poll_wait_seconds: float = 1
-    enable_batching: bool = False
-    batching_parameters_file: str = ""
-    monitoring_config_file: str = ""
-    allow_version_labels_for_unavailable_models: bool = False
-    enable_model_warmup: bool = True
-    enable_signature_method_name_check: bool = False
-    tensorflow_intra_op_parallelism: int = 0
-    tensorflow_inter_op_parallelism: int = 0
-    grpc_max_threads: int = dataclasses.field(default_factory=lambda: max(8, 2 * (os.cpu_count() or 1)))
-    grpc_channel_arguments: str = ""
-    # Local settings (not tensorflow_model_server flags).
-    host: str = "0.0.0.0"
-    rest_api_max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
-    # A REST client that stalls in its request headers or body longer than this is answered 408 and closed.
-    rest_api_read_timeout_seconds: float = DEFAULT_READ_TIMEOUT_SECONDS
-    model_threads: int = dataclasses.field(default_factory=lambda: max(2, os.cpu_count() or 1))
-    shutdown_grace_seconds: float = 30.0
-    load_timeout_seconds: float | None = None
-
-    def validate(self) -> None:
-        """Server::BuildAndStart's checks, with its messages."""
-        if self.port == 0 and self.rest_api_port == 0:
-            raise errors.invalid_argument("At least one of --port or --rest_api_port must be set.")
-        if not self.model_base_path and not self.model_config_file:
-            raise errors.invalid_argument(
-                "Both server_options.model_base_path and server_options.model_config_file are empty!"
-            )
-        if self.batching_parameters_file and not self.enable_batching:
-            raise errors.invalid_argument(
-                "server_options.batching_parameters_file is set without setting server_options.enable_batching to true."
-            )
-        grpc_server_arguments(self.grpc_channel_arguments)  # a malformed list fails before anything starts
-        if self.port and self.port == self.rest_api_port:
-            raise errors.invalid_argument("--rest_api_port must be different than the one specified in --port.")
 
 
 class ModelServer:
@@ -238,7 +188,7 @@ class ModelServer:
             options=list(grpc_server_arguments(self.options.grpc_channel_arguments).items()),
         )
         add_servicers(server, build_prediction_servicer(service, self.metrics),
-                      build_model_servicer(self.registry, self.metrics, self._apply_config))
+                      build_model_servicer(service, self.metrics, self._apply_config))
         self.grpc_port = server.add_insecure_port(f"{self._grpc_host()}:{self.options.port}")
         if not self.grpc_port:
             raise errors.unavailable(f"Failed to BuildAndStart gRPC server: cannot bind port {self.options.port}")
@@ -297,23 +247,6 @@ class ModelServer:
                 await loop.run_in_executor(None, self._apply_config, config)
             except (OSError, errors.ServingError) as exc:
                 log.error("PollFilesystemAndReloadConfig failed to ReloadConfig: %s", exc)
-
-
-def grpc_server_arguments(channel_arguments: str) -> dict[str, int | str]:
-    """TF Serving's gRPC server arguments, then `--grpc_channel_arguments` ("key=value,key=value") over
-    them; like TF Serving, a value that parses as a 32-bit integer is passed as one."""
-    arguments: dict[str, int | str] = {"grpc.max_receive_message_length": GRPC_MAX_MESSAGE_BYTES,
-                                       "grpc.max_send_message_length": GRPC_MAX_MESSAGE_BYTES,
-                                       "grpc.so_reuseport": 0}
-    for item in filter(None, (part.strip() for part in channel_arguments.split(","))):
-        key, separator, value = item.partition("=")
-        if not separator or not key.strip():
-            raise errors.invalid_argument(
-                f"--grpc_channel_arguments: {item!r} is not key=value (e.g. grpc.max_receive_message_length=4194304)")
-        value = value.strip()
-        is_int32 = re.fullmatch(r"[+-]?\d+", value) and -2**31 <= int(value) < 2**31
-        arguments[key.strip()] = int(value) if is_int32 else value
-    return arguments
 
 
 def _check_bindable(host: str, port: int) -> None:

@@ -12,8 +12,7 @@ from typing import Any, Sequence
 
 from serving import protos
 from serving.version_manager import VersionStatus
-
-SIGNATURE_DEF_FIELD = "signature_def"
+from trainer.contract import SIGNATURE_DEF_METADATA_FIELD
 
 
 def status_proto(statuses: Sequence[VersionStatus]) -> Any:
@@ -31,10 +30,11 @@ def status_proto(statuses: Sequence[VersionStatus]) -> Any:
     return response
 
 
-def status_json(statuses: Sequence[VersionStatus]) -> bytes:
+def status_json(response: Any) -> bytes:
+    """A GetModelStatusResponse as TF Serving's REST API prints it."""
     from google.protobuf import json_format
 
-    text = json_format.MessageToJson(status_proto(statuses), including_default_value_fields=True, indent=1)
+    text = json_format.MessageToJson(response, including_default_value_fields=True, indent=1)
     return text.encode("utf-8")
 
 
@@ -47,19 +47,19 @@ def metadata_proto(servable: Any) -> Any:
     signature_map = apis.get_model_metadata_pb2.SignatureDefMap()
     for key, signature_def in servable.meta_graph.signature_def.items():
         signature_map.signature_def[key].CopyFrom(signature_def)
-    response.metadata[SIGNATURE_DEF_FIELD].Pack(signature_map)
+    response.metadata[SIGNATURE_DEF_METADATA_FIELD].Pack(signature_map)
     return response
 
 
-def metadata_json(servable: Any) -> bytes:
+def metadata_json(response: Any) -> bytes:
+    """A GetModelMetadataResponse (from `metadata_proto`) as TF Serving's REST API prints it."""
     from google.protobuf import json_format
 
-    response = metadata_proto(servable)
     signature_map = protos.load().get_model_metadata_pb2.SignatureDefMap()
-    response.metadata[SIGNATURE_DEF_FIELD].Unpack(signature_map)
+    response.metadata[SIGNATURE_DEF_METADATA_FIELD].Unpack(signature_map)
     options = dict(including_default_value_fields=True, preserving_proto_field_name=True)
     document = {
         "model_spec": json.loads(json_format.MessageToJson(response.model_spec, **options)),
-        "metadata": {SIGNATURE_DEF_FIELD: json.loads(json_format.MessageToJson(signature_map, **options))},
+        "metadata": {SIGNATURE_DEF_METADATA_FIELD: json.loads(json_format.MessageToJson(signature_map, **options))},
     }
     return json.dumps(document, indent=1).encode("utf-8")

@@ -11,7 +11,9 @@ import os
 from typing import Any
 
 from serving import errors, tensors
-from serving.servable import CLASSIFY_METHOD, MAX_WARMUP_RECORDS, REGRESS_METHOD, WARMUP_FILE, Servable
+from serving.inference import example_call, predict_call, serialized_examples
+from serving.servable import Servable
+from trainer.contract import CLASSIFY_METHOD, MAX_WARMUP_RECORDS, REGRESS_METHOD, WARMUP_FILE
 
 log = logging.getLogger(__name__)
 
@@ -51,19 +53,17 @@ def _records(path: str):
 
 
 def _replay(servable: Servable, prediction_log: Any, check_method_name: bool) -> None:
+    """One record through the live requests' checks and model call (unbatched, on this thread)."""
     kind = prediction_log.WhichOneof("log_type")
     if kind == "predict_log":
         request = prediction_log.predict_log.request
         signature = servable.predict_signature(request.model_spec.signature_name)
         inputs = {alias: tensors.to_ndarray(proto) for alias, proto in request.inputs.items()}
-        servable.check_predict_inputs(signature, inputs, tuple(request.output_filter))
-        servable.run(signature.name, inputs, tuple(request.output_filter))
+        predict_call(servable, signature, inputs, tuple(request.output_filter)).result()
     elif kind in ("classify_log", "regress_log"):
         request = getattr(prediction_log, kind).request
         method = CLASSIFY_METHOD if kind == "classify_log" else REGRESS_METHOD
-        from serving.inference import serialized_examples
-
-        signature = servable.example_signature(request.model_spec.signature_name, method, check_method_name)
-        servable.run(signature.name, {"inputs": serialized_examples(request.input)})
+        example_call(servable, request.model_spec.signature_name, method, serialized_examples(request.input),
+                     check_method_name).result()
     elif kind is not None:
         raise errors.ServingError(errors.Code.UNIMPLEMENTED, f"Unsupported log_type for warmup: {kind}")

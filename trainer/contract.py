@@ -62,3 +62,18 @@ def transformed_name(name: str) -> str:
 
 #: TF Serving replays the PredictionLog records in this file when it loads a version.
 WARMUP_FILE = os.path.join("assets.extra", "tf_serving_warmup_requests")
+
+
+# --- TF Serving's own protocol names (what any TF-Serving-compatible server reads) ------------------
+
+#: The signature a request gets when it names none (tf.saved_model.DEFAULT_SERVING_SIGNATURE_DEF_KEY);
+#: the trainer exports its raw-features signature under this key for that reason.
+DEFAULT_SIGNATURE = SERVING_SIGNATURE
+#: The MetaGraphDef tag TF Serving loads (tf.saved_model.SERVING).
+SERVING_TAG = "serve"
+#: TF Serving refuses a model whose warm-up file holds more records than this (warmup_util.cc).
+MAX_WARMUP_RECORDS = 1000
+#: The GetModelMetadata field TF Serving serves: the SignatureDefMap (also the REST metadata key).
+SIGNATURE_DEF_METADATA_FIELD = "signature_def"
+#: REST outputs whose alias ends so are string tensors written as {"b64": ...} (json_tensor.cc).
+BYTES_OUTPUT_SUFFIX = "_bytes"

@@ -156,6 +156,15 @@ def test_tensorflow_still_imports_after_the_protos_were_loaded_without_it():
 
 # --- CLI flags ---------------------------------------------------------------------------------------
 
+def test_serve_flag_defaults_are_server_options_defaults():
+    from serving.options import ServerOptions
+
+    options = ServerOptions()
+    flags = {param.name: param.default for param in serve.params if param.name != "help"}
+    assert len(flags) >= 20
+    assert {name: getattr(options, name) for name in flags} == flags
+
+
 def test_serve_rejects_unknown_flags_and_names_supported_ones():
     result = CliRunner().invoke(serve, ["--modle_name=penguin"])
     assert result.exit_code == 2

@@ -326,6 +326,21 @@ def test_coalescing_transport_sends_one_write_per_loop_step():
     asyncio.run(main())
 
 
+def test_uvicorn_still_has_the_private_surface_http_protocol_and_server_rely_on():
+    """Fails when a uvicorn upgrade changes what serving.http_protocol subclasses (the server would then fall
+    back to uvicorn's own protocol: two writes per response, no header timeout) or what _EmbeddedUvicorn
+    overrides to keep uvicorn's signal handlers out of ModelServer's."""
+    import uvicorn
+
+    from serving.http_protocol import private_surface_problems, protocol_class, uvicorn_protocol_class
+
+    base = uvicorn_protocol_class()
+    assert base.__module__ == "uvicorn.protocols.http.httptools_impl", "httptools missing: REST runs on h11"
+    assert private_surface_problems(base) == []
+    assert protocol_class(30.0) is not base and issubclass(protocol_class(None), base)
+    assert callable(getattr(uvicorn.Server, "capture_signals", None))
+
+
 def test_made_up_model_names_share_one_metrics_series():
     from serving.metrics import UNKNOWN_MODEL_LABEL, ServingMetrics
 
