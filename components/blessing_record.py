@@ -15,7 +15,7 @@ FAILED_CHECKS_PROPERTY = "failed_checks"
 #: Set by TFX's Evaluator on the blessing when a blessed baseline model was compared with (its MLMD id);
 #: absent on a first run (tfx.components.evaluator.constants.ARTIFACT_PROPERTY_BASELINE_MODEL_ID_KEY).
 BASELINE_MODEL_ID_PROPERTY = "baseline_model_id"
-BASELINE_MODEL_URI_PROPERTY = "baseline_model_uri"
+BASELINE_MODEL_URI_PROPERTY = "baseline_model"
 #: Set by TFX's Evaluator: 1 blessed, 0 not (ARTIFACT_PROPERTY_BLESSED_KEY).
 BLESSED_PROPERTY = "blessed"
 
