@@ -55,8 +55,9 @@ def print_run_summary(result: RunResult, console: Console | None = None) -> None
             console.print("\n".join(per_class), highlight=False)
     if result.blessing is not None:
         lines = summary_lines(result.blessing)
-        console.print(lines[0], style="green" if result.blessing.blessed else "red", highlight=False, markup=False)
-        console.print("\n".join(lines[1:]), highlight=False, markup=False)
+        style = "green" if result.blessing.blessed else "red"
+        console.print(lines[0], style=style, highlight=False, markup=False, soft_wrap=True)
+        console.print("\n".join(lines[1:]), highlight=False, markup=False, soft_wrap=True)  # one check per line
     elif result.blessed is not None:
         console.print(f"Model blessed: {'[green]yes[/]' if result.blessed else '[red]no[/] (thresholds not met; not pushed)'}")
     if result.pushed_path:
