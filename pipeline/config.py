@@ -87,25 +87,62 @@ class ModelConfig(_Strict):
 
 
 class ThresholdConfig(_Strict):
-    """Blessing rules for one metric: an absolute floor and the largest allowed drop vs the baseline."""
+    """Blessing rules for one metric: absolute bounds, and the largest allowed worsening vs the baseline."""
 
     lower_bound: Optional[float] = None
     upper_bound: Optional[float] = None
-    #: Allowed change against the last blessed model (e.g. -0.02 lets accuracy fall by two points).
+    #: How much worse than the last blessed model the candidate may be, in the metric's units (0.02 lets
+    #: accuracy fall by two points, or cross-entropy rise by 0.02). Not applied while there is no blessed model.
     max_decrease: Optional[float] = Field(None, ge=0.0)
 
+    @model_validator(mode="after")
+    def _says_something(self) -> "ThresholdConfig":
+        if self.lower_bound is None and self.upper_bound is None and self.max_decrease is None:
+            raise ValueError("a threshold needs lower_bound, upper_bound or max_decrease")
+        if self.lower_bound is not None and self.upper_bound is not None and self.lower_bound > self.upper_bound:
+            raise ValueError(f"lower_bound {self.lower_bound} is above upper_bound {self.upper_bound}")
+        return self
 
-#: Metrics `evaluation.thresholds` may name (TFMA computes them for every run and slice).
+    @property
+    def has_bound(self) -> bool:
+        return self.lower_bound is not None or self.upper_bound is not None
+
+
+#: Metrics thresholds may name (TFMA computes them for every run and slice).
 THRESHOLD_METRICS = ("sparse_categorical_accuracy", "sparse_categorical_crossentropy")
 
 
+class SliceThresholdConfig(ThresholdConfig):
+    """An opt-in gate on every slice of `slice` (e.g. [cylinders]: one check per cylinder count).
+
+    A slice with fewer than `min_examples` eval examples is too small to judge the model by: its check is
+    computed and reported, but it does not decide the blessing.
+    """
+
+    slice: list[str] = Field(min_length=1)
+    metric: str
+    min_examples: int = Field(ge=1)
+
+    @field_validator("metric")
+    @classmethod
+    def _known_metric(cls, metric: str) -> str:
+        if metric not in THRESHOLD_METRICS:
+            raise ValueError(f"unknown metric {metric!r}; choose from {list(THRESHOLD_METRICS)}")
+        return metric
+
+
 class EvaluationConfig(_Strict):
-    """What TFMA computes and what a model must reach to be blessed."""
+    """What TFMA computes and what a model must reach to be blessed.
+
+    `thresholds` gate the overall slice only; `slice_thresholds` gate each slice of the named features,
+    once a slice has `min_examples` examples.
+    """
 
     slices: list[list[str]] = Field(default_factory=list)
     thresholds: dict[str, ThresholdConfig] = Field(
         default_factory=lambda: {"sparse_categorical_accuracy": ThresholdConfig(lower_bound=0.7)}
     )
+    slice_thresholds: list[SliceThresholdConfig] = Field(default_factory=list)
 
     @field_validator("thresholds")
     @classmethod
@@ -114,6 +151,27 @@ class EvaluationConfig(_Strict):
         if unknown:
             raise ValueError(f"thresholds on unknown metrics {unknown}; choose from {list(THRESHOLD_METRICS)}")
         return thresholds
+
+    @model_validator(mode="after")
+    def _can_bless(self) -> "EvaluationConfig":
+        rules = [(tuple(sorted(r.slice)), r.metric) for r in self.slice_thresholds]
+        repeated = sorted({f"{list(s)} {m}" for s, m in rules if rules.count((s, m)) > 1})
+        if repeated:
+            raise ValueError(f"slice_thresholds: more than one rule for {repeated}; merge them into one")
+        if not any(r.has_bound for r in [*self.thresholds.values(), *self.slice_thresholds]):
+            raise ValueError(
+                "no lower_bound or upper_bound in thresholds or slice_thresholds: the first model has no blessed "
+                "baseline to compare with, so max_decrease alone never blesses it and nothing is ever pushed; "
+                "add a bound (e.g. sparse_categorical_accuracy: {lower_bound: 0.7})")
+        return self
+
+    def sliced_by(self) -> list[list[str]]:
+        """The feature lists TFMA slices by: `slices`, plus those slice_thresholds name (each once)."""
+        result = [list(keys) for keys in self.slices]
+        for rule in self.slice_thresholds:
+            if sorted(rule.slice) not in [sorted(keys) for keys in result]:
+                result.append(list(rule.slice))
+        return result
 
 
 class ValidationConfig(_Strict):
@@ -189,10 +247,11 @@ class PipelineConfig(_Strict):
             unknown = [k for k in thresholds if k not in names]
             if unknown:
                 raise ValueError(f"{key} names unknown features {unknown}; known: {names}")
-        for slice_keys in self.evaluation.slices:
-            unknown = [k for k in slice_keys if k not in names]
+        for key, slices in (("evaluation.slices", self.evaluation.slices),
+                            ("evaluation.slice_thresholds", [r.slice for r in self.evaluation.slice_thresholds])):
+            unknown = sorted({k for slice_keys in slices for k in slice_keys if k not in names})
             if unknown:
-                raise ValueError(f"evaluation.slices names unknown features {unknown}; known: {names}")
+                raise ValueError(f"{key} names unknown features {unknown}; known: {names}")
         return self
 
     def feature(self, name: str) -> FeatureConfig:

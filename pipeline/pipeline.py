@@ -22,9 +22,9 @@ from tfx.components.example_gen.component import FileBasedExampleGen
 from tfx.components.example_gen.custom_executors import parquet_executor
 from tfx.dsl.components.base import executor_spec
 
-from components import atomic_pusher
+from components import atomic_pusher, explained_evaluator
 from components.data_validation_gate import DataValidationGate
-from pipeline.config import THRESHOLD_METRICS, LoadedConfig, PipelineConfig, ThresholdConfig
+from pipeline.config import THRESHOLD_METRICS, EvaluationConfig, LoadedConfig, PipelineConfig, ThresholdConfig
 
 PREPROCESSING_FN = "trainer.preprocessing.preprocessing_fn"
 RUN_FN = "trainer.task.run_fn"
@@ -70,11 +70,9 @@ _TFMA_METRICS = {
 }
 
 
-def _metric_config(metric: str, rule: Optional[ThresholdConfig]) -> tfma.MetricConfig:
-    """One TFMA metric, with the config's absolute bounds and allowed change vs the baseline, if any."""
-    class_name, direction = _TFMA_METRICS[metric]
-    if rule is None:
-        return tfma.MetricConfig(class_name=class_name)
+def _threshold(metric: str, rule: ThresholdConfig) -> tfma.MetricThreshold:
+    """The config's absolute bounds and allowed worsening vs the baseline, as one TFMA threshold."""
+    direction = _TFMA_METRICS[metric][1]
     bounds = {k: {"value": v} for k, v in (("lower_bound", rule.lower_bound), ("upper_bound", rule.upper_bound))
               if v is not None}
     threshold = tfma.MetricThreshold(value_threshold=tfma.GenericValueThreshold(**bounds) if bounds else None)
@@ -82,18 +80,37 @@ def _metric_config(metric: str, rule: Optional[ThresholdConfig]) -> tfma.MetricC
         sign = -1 if direction == tfma.MetricDirection.HIGHER_IS_BETTER else 1
         threshold.change_threshold.CopyFrom(tfma.GenericChangeThreshold(
             direction=direction, absolute={"value": sign * (rule.max_decrease + 1e-10)}))
-    return tfma.MetricConfig(class_name=class_name, threshold=threshold)
+    return threshold
+
+
+def _metric_config(metric: str, evaluation: EvaluationConfig) -> tfma.MetricConfig:
+    """One TFMA metric with its gates: `thresholds` on the overall slice only (an empty SlicingSpec matches
+    nothing else), `slice_thresholds` on every slice of their features. MetricConfig.threshold would apply
+    a bound to every slice, letting a one-example slice veto a good model."""
+    gates = []
+    if metric in evaluation.thresholds:
+        gates.append(tfma.PerSliceMetricThreshold(slicing_specs=[tfma.SlicingSpec()],
+                                                  threshold=_threshold(metric, evaluation.thresholds[metric])))
+    for rule in evaluation.slice_thresholds:
+        if rule.metric == metric:
+            gates.append(tfma.PerSliceMetricThreshold(slicing_specs=[tfma.SlicingSpec(feature_keys=rule.slice)],
+                                                      threshold=_threshold(metric, rule)))
+    return tfma.MetricConfig(class_name=_TFMA_METRICS[metric][0], per_slice_thresholds=gates)
+
+
+def slice_min_examples(evaluation: EvaluationConfig) -> list[dict]:
+    """What the Evaluator executor needs to tell gating slices from those too small to gate."""
+    return [{"slice": r.slice, "metric": r.metric, "min_examples": r.min_examples} for r in evaluation.slice_thresholds]
 
 
 def eval_config(cfg: PipelineConfig) -> tfma.EvalConfig:
     """TFMA config: overall + per-slice metrics, per-class precision/recall, and the blessing rules."""
-    thresholds = cfg.evaluation.thresholds
     return tfma.EvalConfig(
         model_specs=[tfma.ModelSpec(signature_name=EXAMPLE_SIGNATURE, prediction_key="scores",
                                     label_key=cfg.label.name + "_xf", preprocessing_function_names=[TRANSFORM_SIGNATURE])],
-        slicing_specs=[tfma.SlicingSpec()] + [tfma.SlicingSpec(feature_keys=keys) for keys in cfg.evaluation.slices],
+        slicing_specs=[tfma.SlicingSpec()] + [tfma.SlicingSpec(feature_keys=keys) for keys in cfg.evaluation.sliced_by()],
         metrics_specs=[
-            tfma.MetricsSpec(metrics=[_metric_config(m, thresholds.get(m)) for m in THRESHOLD_METRICS]
+            tfma.MetricsSpec(metrics=[_metric_config(m, cfg.evaluation) for m in THRESHOLD_METRICS]
                              + [tfma.MetricConfig(class_name="ExampleCount")]),
             tfma.MetricsSpec(
                 binarize=tfma.BinarizationOptions(class_ids={"values": list(range(len(cfg.label.classes)))}),
@@ -142,9 +159,10 @@ def create_pipeline(loaded: LoadedConfig, paths: PipelinePaths, *, beam_args: li
         model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
         model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing),
     ).with_id("latest_blessed_model_resolver")
-    evaluator = tfx.components.Evaluator(
+    evaluator = explained_evaluator.Evaluator(
         examples=example_gen.outputs["examples"], model=trainer.outputs["model"],
-        baseline_model=model_resolver.outputs["model"], eval_config=eval_config(cfg))
+        baseline_model=model_resolver.outputs["model"], eval_config=eval_config(cfg),
+        slice_min_examples=slice_min_examples(cfg.evaluation))
     pusher = tfx.components.Pusher(
         custom_executor_spec=executor_spec.ExecutorClassSpec(atomic_pusher.Executor),
         model=trainer.outputs["model"], model_blessing=evaluator.outputs["blessing"],

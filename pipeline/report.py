@@ -4,6 +4,7 @@ from __future__ import annotations
 from rich.console import Console
 from rich.table import Table
 
+from pipeline.blessing import summary_lines
 from pipeline.run_outcome import RunResult
 
 _HEADLINE_METRICS = ("sparse_categorical_accuracy", "sparse_categorical_crossentropy", "example_count")
@@ -52,7 +53,12 @@ def print_run_summary(result: RunResult, console: Console | None = None) -> None
         if per_class:
             console.print("Per class (overall):")
             console.print("\n".join(per_class), highlight=False)
-    if result.blessed is not None:
+    if result.blessing is not None:
+        lines = summary_lines(result.blessing)
+        style = "green" if result.blessing.blessed else "red"
+        console.print(lines[0], style=style, highlight=False, markup=False, soft_wrap=True)
+        console.print("\n".join(lines[1:]), highlight=False, markup=False, soft_wrap=True)  # one check per line
+    elif result.blessed is not None:
         console.print(f"Model blessed: {'[green]yes[/]' if result.blessed else '[red]no[/] (thresholds not met; not pushed)'}")
     if result.pushed_path:
         console.print(f"Pushed to: {result.pushed_path}", highlight=False)

@@ -16,6 +16,7 @@ from ml_metadata.metadata_store import metadata_store
 from ml_metadata.proto import metadata_store_pb2
 
 from components.data_validation_gate import REPORT_FILE
+from pipeline.blessing import BlessingDecision, read_decision
 from pipeline.config import LoadedConfig
 
 _STATE_NAMES = {
@@ -47,6 +48,8 @@ class RunResult:
     data_rejected: bool = False
     metrics: dict[str, dict[str, float]] = dataclasses.field(default_factory=dict)
     blessed: Optional[bool] = None
+    #: Why the model was (not) blessed: failed checks and the baseline, as the Evaluator recorded them.
+    blessing: Optional[BlessingDecision] = None
     pushed_path: Optional[str] = None
     error: Optional[str] = None
     log_file: Optional[Path] = None
@@ -130,6 +133,7 @@ def _read_outputs(result: RunResult) -> None:
             result.metrics = _metrics(evaluator.outputs["evaluation"][0].uri)
         if evaluator.outputs.get("blessing"):
             result.blessed = _custom_int(evaluator.outputs["blessing"][0], "blessed") == 1
+            result.blessing = read_decision(evaluator.outputs["blessing"][0])
     pusher = result.component("Pusher")
     if pusher and pusher.outputs.get("pushed_model"):
         pushed = pusher.outputs["pushed_model"][0]

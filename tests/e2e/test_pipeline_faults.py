@@ -119,6 +119,7 @@ def test_model_failing_its_thresholds_is_not_pushed(workdir, tmp_path):
         sparse_categorical_accuracy={"lower_bound": 1.01}))
     result = _run(workdir, "--config", str(strict))
     assert "Model blessed: no" in result.stdout, result.stdout + result.stderr
+    assert "FAILED    Overall: sparse_categorical_accuracy " in result.stdout and "bound >= 1.01 (" in result.stdout
     assert "Pushed to:" not in result.stdout
     assert _versions(workdir) == before
 

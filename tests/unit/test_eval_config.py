@@ -3,16 +3,19 @@ from pathlib import Path
 
 import pytest
 import tensorflow_model_analysis as tfma
+import yaml
 
 from pipeline import config
-from pipeline.pipeline import eval_config
+from pipeline.pipeline import eval_config, slice_min_examples
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _cfg(**thresholds):
+def _cfg(slice_thresholds=(), **thresholds):
     cfg = config.load(ROOT / "configs/penguin.yaml").cfg
-    evaluation = cfg.evaluation.model_copy(update={"thresholds": {k: config.ThresholdConfig(**v) for k, v in thresholds.items()}})
+    evaluation = config.EvaluationConfig(
+        slices=cfg.evaluation.slices, thresholds=thresholds or {"sparse_categorical_accuracy": {"lower_bound": 0.5}},
+        slice_thresholds=list(slice_thresholds))
     return cfg.model_copy(update={"evaluation": evaluation})
 
 
@@ -20,9 +23,17 @@ def _metric(eval_cfg, class_name):
     return next(m for spec in eval_cfg.metrics_specs for m in spec.metrics if m.class_name == class_name)
 
 
-def test_accuracy_floor_and_allowed_drop():
+def _gates(eval_cfg, class_name):
+    """(feature keys of the slicing spec, threshold) for each gate TFMA will check on this metric."""
+    return [(list(spec.feature_keys), gate.threshold)
+            for gate in _metric(eval_cfg, class_name).per_slice_thresholds for spec in gate.slicing_specs]
+
+
+def test_accuracy_floor_and_allowed_drop_gate_the_overall_slice_only():
     result = eval_config(_cfg(sparse_categorical_accuracy={"lower_bound": 0.85, "max_decrease": 0.05}))
-    threshold = _metric(result, "SparseCategoricalAccuracy").threshold
+    assert not _metric(result, "SparseCategoricalAccuracy").HasField("threshold"), "a plain threshold gates every slice"
+    [(feature_keys, threshold)] = _gates(result, "SparseCategoricalAccuracy")
+    assert feature_keys == [], "the empty SlicingSpec: the overall slice"
     assert threshold.value_threshold.lower_bound.value == 0.85
     assert threshold.change_threshold.direction == tfma.MetricDirection.HIGHER_IS_BETTER
     assert threshold.change_threshold.absolute.value == pytest.approx(-0.05)
@@ -30,11 +41,27 @@ def test_accuracy_floor_and_allowed_drop():
 
 def test_loss_ceiling_is_lower_is_better():
     result = eval_config(_cfg(sparse_categorical_crossentropy={"upper_bound": 0.3, "max_decrease": 0.1}))
-    threshold = _metric(result, "SparseCategoricalCrossentropy").threshold
+    [(feature_keys, threshold)] = _gates(result, "SparseCategoricalCrossentropy")
+    assert feature_keys == []
     assert threshold.value_threshold.upper_bound.value == 0.3
     assert threshold.change_threshold.direction == tfma.MetricDirection.LOWER_IS_BETTER
     assert threshold.change_threshold.absolute.value == pytest.approx(0.1)
     assert not _metric(result, "SparseCategoricalAccuracy").HasField("threshold")
+    assert not _gates(result, "SparseCategoricalAccuracy")
+
+
+def test_slice_threshold_gates_every_slice_of_its_feature_and_is_sliced_by():
+    rule = config.SliceThresholdConfig(slice=["body_mass_g"], metric="sparse_categorical_accuracy",
+                                       lower_bound=0.6, min_examples=30)
+    cfg = _cfg([rule], sparse_categorical_accuracy={"lower_bound": 0.85})
+    result = eval_config(cfg)
+    gates = _gates(result, "SparseCategoricalAccuracy")
+    assert [keys for keys, _ in gates] == [[], ["body_mass_g"]]
+    assert gates[1][1].value_threshold.lower_bound.value == 0.6
+    assert not gates[1][1].HasField("change_threshold")
+    assert [list(s.feature_keys) for s in result.slicing_specs] == [[], ["island"], ["sex"], ["body_mass_g"]]
+    assert slice_min_examples(cfg.evaluation) == [
+        {"slice": ["body_mass_g"], "metric": "sparse_categorical_accuracy", "min_examples": 30}]
 
 
 def test_slices_label_and_per_class_metrics():
@@ -47,11 +74,48 @@ def test_slices_label_and_per_class_metrics():
     assert list(binarized.binarize.class_ids.values) == [0, 1, 2]
 
 
-def test_unknown_threshold_metric_is_a_config_error(tmp_path):
-    text = (ROOT / "configs/penguin.yaml").read_text().replace("sparse_categorical_accuracy: {", "auc: {")
+def _load_with(tmp_path, change):
+    raw = yaml.safe_load((ROOT / "configs/penguin.yaml").read_text())
+    raw["data"]["path"] = str(ROOT / "data/penguins")
+    raw["validation"]["schema_path"] = str(ROOT / "configs/schemas/penguin.pbtxt")
+    change(raw["evaluation"])
     path = tmp_path / "configs" / "penguin.yaml"
-    path.parent.mkdir()
-    path.write_text(text.replace("data/penguins", str(ROOT / "data/penguins")).replace(
-        "configs/schemas/penguin.pbtxt", str(ROOT / "configs/schemas/penguin.pbtxt")))
+    path.parent.mkdir(exist_ok=True)
+    path.write_text(yaml.safe_dump(raw))
+    return config.load(path)
+
+
+def test_unknown_threshold_metric_is_a_config_error(tmp_path):
+    def rename(evaluation):
+        evaluation["thresholds"] = {"auc": evaluation["thresholds"]["sparse_categorical_accuracy"]}
     with pytest.raises(config.ConfigError, match=r"evaluation\.thresholds: .*unknown metrics \['auc'\]"):
-        config.load(path)
+        _load_with(tmp_path, rename)
+
+
+_RULE = {"slice": ["island"], "metric": "sparse_categorical_accuracy", "lower_bound": 0.6, "min_examples": 30}
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda e: e.update(slice_thresholds=[{**_RULE, "metric": "auc"}]),
+     r"evaluation\.slice_thresholds\.0\.metric: .*unknown metric 'auc'"),
+    (lambda e: e.update(slice_thresholds=[{k: v for k, v in _RULE.items() if k != "min_examples"}]),
+     r"evaluation\.slice_thresholds\.0\.min_examples: required key is missing"),
+    (lambda e: e.update(slice_thresholds=[{**_RULE, "slice": ["colour"]}]),
+     r"evaluation\.slice_thresholds names unknown features \['colour'\]"),
+    (lambda e: e.update(slice_thresholds=[_RULE, {**_RULE, "lower_bound": 0.7}]),
+     r"more than one rule for \[\"\['island'\] sparse_categorical_accuracy\"\]"),
+    (lambda e: e.update(thresholds={"sparse_categorical_accuracy": {}}),
+     r"needs lower_bound, upper_bound or max_decrease"),
+    (lambda e: e.update(thresholds={"sparse_categorical_accuracy": {"lower_bound": 0.9, "upper_bound": 0.8}}),
+     r"lower_bound 0\.9 is above upper_bound 0\.8"),
+    (lambda e: e.update(thresholds={"sparse_categorical_accuracy": {"max_decrease": 0.05}}),
+     r"max_decrease alone never blesses it"),
+])
+def test_evaluation_mistakes_are_config_errors(tmp_path, change, message):
+    with pytest.raises(config.ConfigError, match=message):
+        _load_with(tmp_path, change)
+
+
+def test_slice_threshold_alone_can_bless(tmp_path):
+    loaded = _load_with(tmp_path, lambda e: e.update(thresholds={}, slice_thresholds=[_RULE]))
+    assert loaded.cfg.evaluation.sliced_by() == [["island"], ["sex"]], "a slice already listed is not added twice"
