@@ -1,9 +1,9 @@
 """Run the shared pipeline on this machine (LocalDagRunner or BeamDagRunner) and collect the outcome.
 
 `run_local()` is what `tfxpipe run` calls. It lays out the work directory, builds the pipeline with
-`create_pipeline`, runs it with a live progress view, and returns a `RunResult` read back from the
-metadata store (component states and timings, anomalies, metrics, blessing, pushed path) — the
-store, not the log, is the record of what happened.
+`create_pipeline`, runs it with a live progress view (itself read from the metadata store), and returns
+a `RunResult` read back from the metadata store (component states and timings, the data validation
+verdict, metrics, blessing, pushed path) — the store, not the log, is the record of what happened.
 """
 from __future__ import annotations
 
@@ -92,10 +92,11 @@ def _run_with_progress(loaded: LoadedConfig, layout: Workdir, runner: str, extra
     log_file = layout.log_dir / time.strftime("run-%Y%m%d-%H%M%S.log")
     error: Optional[BaseException] = None
     started = time.time()
-    with progress.ComponentProgress(log_file, enabled=show_progress, verbose=verbose):
+    node_ids = [component.id for component in tfx_pipeline.components]
+    with progress.ComponentProgress(log_file, layout.metadata_path, node_ids, enabled=show_progress, verbose=verbose):
         try:
             dag_runner.run(tfx_pipeline)
-        except Exception as exc:  # noqa: BLE001 - the result carries the failure to the caller
+        except Exception as exc:  # noqa: BLE001 - the store says what failed; the message is only shown
             logger.debug("pipeline failed", exc_info=True)
             error = exc
-        return run_outcome.collect(loaded, layout.metadata_path, started=started, error=error, log_file=log_file)
+    return run_outcome.collect(loaded, layout.metadata_path, started=started, error=error, log_file=log_file)
