@@ -5,7 +5,9 @@ background thread polls the SQLite store read-only, shows the component whose ex
 and prints a line when an execution reaches a final state (done, cached, failed). When the run ends,
 components of the pipeline that have no execution in it are listed as skipped (the run stopped before
 them). Polling works the same for LocalDagRunner and BeamDagRunner (whose DirectRunner may launch
-components in other processes, out of reach of an in-process launcher hook).
+components in other processes, out of reach of an in-process launcher hook). Each poll is a few short
+reads; ML Metadata's SQLite source retries a briefly locked database, so TFX's writes wait at most
+milliseconds for them, and a poll that meets a lock is simply repeated.
 
 Separately, every log record goes to the run's log file; the terminal shows them only with -v.
 """
