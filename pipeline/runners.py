@@ -12,11 +12,13 @@ import logging
 import os
 import time
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 from pipeline import preflight, progress, recovery, run_outcome
 from pipeline.config import LoadedConfig
-from pipeline.pipeline import PipelinePaths, create_pipeline
+
+if TYPE_CHECKING:  # pipeline.pipeline imports TFX: `tfxpipe report` uses Workdir without it
+    from pipeline.pipeline import PipelinePaths
 
 logger = logging.getLogger(__name__)
 
@@ -48,7 +50,9 @@ def default_workdir(loaded: LoadedConfig) -> Path:
     return Path("runs") / loaded.name
 
 
-def pipeline_paths(loaded: LoadedConfig, workdir: Workdir) -> PipelinePaths:
+def pipeline_paths(loaded: LoadedConfig, workdir: Workdir) -> "PipelinePaths":
+    from pipeline.pipeline import PipelinePaths
+
     return PipelinePaths(
         pipeline_root=str(workdir.pipeline_root.resolve()),
         data_path=loaded.data_path,
@@ -80,6 +84,8 @@ def run_local(loaded: LoadedConfig, *, workdir: Optional[str | os.PathLike] = No
 def _run_with_progress(loaded: LoadedConfig, layout: Workdir, runner: str, extra_beam_args: Optional[list[str]],
                        verbose: int, show_progress: bool) -> run_outcome.RunResult:
     from tfx import v1 as tfx
+
+    from pipeline.pipeline import create_pipeline
 
     beam_args = list(loaded.cfg.beam.args) + list(extra_beam_args or [])
     tfx_pipeline = create_pipeline(loaded, pipeline_paths(loaded, layout), beam_args=beam_args)

@@ -94,3 +94,13 @@ def test_no_gate_execution_no_verdict(tmp_path, loaded):
     result = run_outcome.collect(loaded, path)
     assert result.data_validation is None and result.validation_report is None
     assert not result.succeeded and not result.data_rejected
+
+
+def test_reading_an_outcome_imports_neither_tensorflow_nor_tfx():
+    import subprocess
+    import sys
+
+    code = ("import sys, pipeline.cli, pipeline.runners, pipeline.run_outcome, pipeline.progress, pipeline.report; "
+            "print(sorted(m for m in ('tensorflow', 'tfx', 'tensorflow_data_validation') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True).stdout
+    assert out.strip() == "[]"
