@@ -22,6 +22,9 @@ Why not `tfx.dsl.Cond` on the verdict, or a failing gate? (TFX 1.16 sources)
 - Here the gate's artifact is always published; only `validated_statistics` depends on passing, so
   the `latest_validated_statistics_resolver` (a LatestArtifactStrategy, as the Kubeflow compiler
   requires) can never resolve rejected statistics; and the cache keys of Transform onwards are unchanged.
+  Caveat, Kubeflow only: TFX's KubeflowV2 compiler turns that resolver into a query by type and state
+  (`schema_title="tfx.ExampleStatistics" AND state=LIVE`, step_builder.py), dropping the producer
+  filter, so in-cluster the baseline is the latest statistics of any producer (a compiler limitation).
 """
 import dataclasses
 import json
