@@ -1,12 +1,32 @@
-"""DataValidationGate: stop the run before training when the data is not fit to train on.
+"""DataValidationGate and AcceptValidatedData: stop the run before training when the data is not fit.
 
 Stock ExampleValidator records schema anomalies but never fails a run, and it has no notion of drift
-(this data vs the last data that passed) or skew (train split vs eval split). This component adds
-both, merges them with ExampleValidator's findings into one readable report, and raises when anything
-is wrong, so Transform, Trainer and Pusher never run on bad data. When the data passes, it publishes
-its statistics as `validated_statistics`; the next run resolves the latest of those as its drift
-baseline, so a rejected data set can never become the reference.
+(this data vs the last data that passed) or skew (train split vs eval split). `DataValidationGate`
+adds both, merges them with ExampleValidator's findings, and *always succeeds*: it records its verdict
+(`passed`/`rejected`), the findings (check, split, feature, kind, distance and threshold) and the
+readable report as custom properties of its `verdict` artifact, so the outcome is in ML Metadata
+whatever it is. `AcceptValidatedData` then acts on the verdict: it publishes the statistics of data
+that passed as `validated_statistics` (the next run's drift baseline), or raises, which stops the run
+before Transform. Transform depends on it by ordering only.
+
+Why not `tfx.dsl.Cond` on the verdict, or a failing gate? (TFX 1.16 sources)
+- A failed execution publishes no output artifacts (launcher.py removes its output dirs and
+  `publish_failed_execution` records only `ExecutorOutput.execution_result`), so a gate that raises
+  leaves no verdict artifact; an `execution_result` on the execution would hold the findings only as
+  opaque protos beside an error code, and not on an artifact.
+- `Cond` works in LocalDagRunner/BeamDagRunner (the predicate filters input resolution, the node is
+  skipped with no execution recorded) and compiles for KubeflowV2 (a CEL `trigger_policy`), but the
+  predicate's channel becomes a *visible input* of every conditioned node (node_inputs_compiler
+  `_compile_conditionals`), so it joins their cache key. The gate re-runs on every run, since its drift
+  baseline is the previous run's validated statistics, so Transform and Trainer would never be cached.
+- Here the gate's artifact is always published; only `validated_statistics` depends on passing, so
+  the `latest_validated_statistics_resolver` (a LatestArtifactStrategy, as the Kubeflow compiler
+  requires) can never resolve rejected statistics; and the cache keys of Transform onwards are unchanged.
+  Caveat, Kubeflow only: TFX's KubeflowV2 compiler turns that resolver into a query by type and state
+  (`schema_title="tfx.ExampleStatistics" AND state=LIVE`, step_builder.py), dropping the producer
+  filter, so in-cluster the baseline is the latest statistics of any producer (a compiler limitation).
 """
+import dataclasses
 import json
 import os
 from typing import Dict, Optional
@@ -26,8 +46,24 @@ REPORT_FILE = "data_validation_report.txt"
 _TRAIN, _EVAL = "train", "eval"
 
 
-class DataValidationError(RuntimeError):
-    """Raised with the full readable report when the data must not be trained on."""
+class DataValidationVerdict(types.Artifact):
+    """The gate's decision; its custom properties are named in `components.validation_report`."""
+
+    TYPE_NAME = "tfxpipe.DataValidationVerdict"
+
+
+class DataRejected(RuntimeError):
+    """Raised by AcceptValidatedData to stop the run; the reasons are in the verdict artifact."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Section:
+    """One check's findings (None: skipped, the title says why)."""
+
+    title: str
+    check: str
+    split: Optional[str]
+    anomalies: Optional[anomalies_pb2.Anomalies]
 
 
 def _split_statistics(artifact: types.Artifact, split: str) -> statistics_pb2.DatasetFeatureStatisticsList:
@@ -54,8 +90,9 @@ def _with_comparators(schema: schema_pb2.Schema, thresholds: dict[str, float], k
 
 
 def _only_comparator_findings(anomalies: anomalies_pb2.Anomalies) -> anomalies_pb2.Anomalies:
-    """Keep drift/skew reasons only: schema findings are ExampleValidator's to report."""
+    """Keep drift/skew reasons (and the measured distances) only: schema findings are ExampleValidator's."""
     kept = anomalies_pb2.Anomalies()
+    kept.drift_skew_info.extend(anomalies.drift_skew_info)
     for feature, info in anomalies.anomaly_info.items():
         reasons = [r for r in info.reason if anomalies_pb2.AnomalyInfo.Type.Name(r.type).startswith("COMPARATOR_")]
         if reasons:
@@ -86,20 +123,35 @@ def check_data(
     baseline_statistics: Optional[types.Artifact],
     drift: Dict[str, float],
     skew: Dict[str, float],
-) -> Dict[str, Optional[anomalies_pb2.Anomalies]]:
-    """Every check's findings, keyed by a human title, in the order a reader should see them."""
+) -> list[Section]:
+    """Every check's findings, in the order a reader should see them."""
     splits = artifact_utils.decode_split_names(statistics.split_names)
-    sections = {f"schema ({split} split)": _schema_anomalies(anomalies, split) for split in splits}
+    sections = [Section(f"schema ({split} split)", "schema", split, _schema_anomalies(anomalies, split))
+                for split in splits]
     train = _split_statistics(statistics, _TRAIN)
     if drift and baseline_statistics is None:
-        sections["drift: no validated data to compare with yet (first run)"] = None
+        sections.append(Section("drift: no validated data to compare with yet (first run)", "drift", _TRAIN, None))
     if drift and baseline_statistics is not None:
         baseline = _split_statistics(baseline_statistics, _TRAIN)
-        sections["drift (train split vs last validated data)"] = compare(train, baseline, schema, drift, "drift")
+        sections.append(Section("drift (train split vs last validated data)", "drift", _TRAIN,
+                                compare(train, baseline, schema, drift, "drift")))
     if skew and _EVAL in splits:
         evaluation = _split_statistics(statistics, _EVAL)
-        sections["skew (train vs eval split)"] = compare(train, evaluation, schema, skew, "skew")
+        sections.append(Section("skew (train vs eval split)", "skew", _TRAIN,
+                                compare(train, evaluation, schema, skew, "skew")))
     return sections
+
+
+def record_verdict(verdict: types.Artifact, sections: list[Section], fail_on_anomalies: bool) -> str:
+    """Set the verdict, findings and report on `verdict` (and write the report beside it); returns the verdict."""
+    report = validation_report.render({s.title: s.anomalies for s in sections})
+    findings = [row for s in sections for row in validation_report.findings(s.check, s.split, s.anomalies)]
+    decision = validation_report.REJECTED if findings and fail_on_anomalies else validation_report.PASSED
+    verdict.set_string_custom_property(validation_report.VERDICT_PROPERTY, decision)
+    verdict.set_string_custom_property(validation_report.FINDINGS_PROPERTY, json.dumps(findings))
+    verdict.set_string_custom_property(validation_report.REPORT_PROPERTY, report)
+    io_utils.write_string_file(os.path.join(verdict.uri, REPORT_FILE), report)
+    return decision
 
 
 @component
@@ -107,20 +159,28 @@ def DataValidationGate(  # pylint: disable=invalid-name
     statistics: InputArtifact[standard_artifacts.ExampleStatistics],
     schema: InputArtifact[standard_artifacts.Schema],
     anomalies: InputArtifact[standard_artifacts.ExampleAnomalies],
-    validated_statistics: OutputArtifact[standard_artifacts.ExampleStatistics],
+    verdict: OutputArtifact[DataValidationVerdict],
     baseline_statistics: InputArtifact[standard_artifacts.ExampleStatistics] = None,
     drift_thresholds: Parameter[str] = "{}",
     skew_thresholds: Parameter[str] = "{}",
     fail_on_anomalies: Parameter[bool] = True,
 ) -> None:
-    """Validate, write `data_validation_report.txt`, and raise DataValidationError on any finding."""
+    """Validate and record the verdict; never raises for bad data (AcceptValidatedData acts on it)."""
     schema_proto = io_utils.SchemaReader().read(io_utils.get_only_uri_in_dir(schema.uri))
     sections = check_data(statistics, schema_proto, anomalies, baseline_statistics,
                           json.loads(drift_thresholds), json.loads(skew_thresholds))
-    report = validation_report.render(sections)
-    if fail_on_anomalies and any(validation_report.has_anomalies(a) for a in sections.values()):
-        io_utils.write_string_file(os.path.join(validated_statistics.uri, REPORT_FILE), report)
-        raise DataValidationError(f"Data validation failed; the run stops before Transform and Trainer.\n{report}")
+    record_verdict(verdict, sections, fail_on_anomalies)
+
+
+@component
+def AcceptValidatedData(  # pylint: disable=invalid-name
+    statistics: InputArtifact[standard_artifacts.ExampleStatistics],
+    verdict: InputArtifact[DataValidationVerdict],
+    validated_statistics: OutputArtifact[standard_artifacts.ExampleStatistics],
+) -> None:
+    """Publish the statistics of data that passed as the next drift baseline; stop the run otherwise."""
+    if verdict.get_string_custom_property(validation_report.VERDICT_PROPERTY) != validation_report.PASSED:
+        raise DataRejected("DataValidationGate rejected the data (its verdict artifact records why); "
+                           "the run stops before Transform and Trainer.")
     io_utils.copy_dir(statistics.uri, validated_statistics.uri)
     validated_statistics.split_names = statistics.split_names
-    io_utils.write_string_file(os.path.join(validated_statistics.uri, REPORT_FILE), report)

@@ -1,14 +1,21 @@
-"""Render TFDV `Anomalies` protos as a report a person can read and act on.
+"""Render TFDV `Anomalies` protos as a report a person can read and act on, and as structured findings.
 
-Pure functions over protos, shared by the validation gate (which writes the report and puts it in its
-error) and the CLI (which prints it). Every line says which split, which feature, what is wrong and
-how to accept it knowingly if it is expected.
+Pure functions over protos, shared by the validation gate (which records the verdict, the findings and
+the report on its output artifact in ML Metadata) and the run summary (which reads them back). Every
+report line says which split, which feature, what is wrong and how to accept it knowingly if it is
+expected. This module imports protos only, so the TensorFlow-free CLI commands can use its names.
 """
 from __future__ import annotations
 
 from typing import Mapping, Optional
 
 from tensorflow_metadata.proto.v0 import anomalies_pb2
+
+# The gate's verdict as recorded in ML Metadata: custom properties of its `verdict` output artifact.
+VERDICT_PROPERTY = "verdict"
+FINDINGS_PROPERTY = "findings"  # a JSON list of `findings()` rows
+REPORT_PROPERTY = "report"  # the text `render()` returns
+PASSED, REJECTED = "passed", "rejected"
 
 _HOW_TO_ACCEPT = (
     "If a change is expected, accept it knowingly: edit the curated schema named by validation.schema_path "
@@ -61,3 +68,37 @@ def render(sections: Mapping[str, Optional[anomalies_pb2.Anomalies]]) -> str:
         lines.append("")
         lines.append(_HOW_TO_ACCEPT)
     return "\n".join(lines)
+
+
+def _measurements(anomalies: anomalies_pb2.Anomalies, check: str) -> dict[str, anomalies_pb2.DriftSkewInfo.Measurement]:
+    """Feature path → the drift or skew measurement TFDV computed for it (the largest, if several)."""
+    field = {"drift": "drift_measurements", "skew": "skew_measurements"}.get(check)
+    result = {}
+    for info in anomalies.drift_skew_info if field else ():
+        for measurement in getattr(info, field):
+            name = ".".join(info.path.step)
+            if name not in result or measurement.value > result[name].value:
+                result[name] = measurement
+    return result
+
+
+def findings(check: str, split: Optional[str], anomalies: Optional[anomalies_pb2.Anomalies]) -> list[dict]:
+    """One row per anomalous feature: check, split, feature, kind, description, and for drift/skew the
+    measured distance and its threshold, as TFDV computed them (no number is read back from text)."""
+    if anomalies is None:
+        return []
+    measured = _measurements(anomalies, check)
+    rows = []
+    infos = sorted(anomalies.anomaly_info.items())
+    if anomalies.HasField("dataset_anomaly_info"):
+        infos.append(("(dataset)", anomalies.dataset_anomaly_info))
+    for feature, info in infos:
+        row = {"check": check, "split": split, "feature": feature,
+               "kind": ", ".join(anomalies_pb2.AnomalyInfo.Type.Name(r.type) for r in info.reason),
+               "description": "; ".join(r.description for r in info.reason) or info.description}
+        if feature in measured:
+            measurement = measured[feature]
+            row.update(measure=anomalies_pb2.DriftSkewInfo.Measurement.Type.Name(measurement.type),
+                       distance=measurement.value, threshold=measurement.threshold)
+        rows.append(row)
+    return rows

@@ -60,7 +60,6 @@ def report(config_path: str, workdir: str | None) -> None:
         click.secho(f"error: no runs in {layout.root} yet; run `tfxpipe run --config {config_path}` first", fg="red", err=True)
         raise SystemExit(1)
     result = run_outcome.collect(loaded, layout.metadata_path)
-    result.succeeded = all(c.state not in ("failed", "running", "canceled") for c in result.components)
     report_lib.print_run_summary(result)
 
 

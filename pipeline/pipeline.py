@@ -4,7 +4,8 @@ Runners (local, Beam, Kubeflow) only decide *where* the pipeline runs by choosin
 and Beam arguments; the DAG itself is built here, once:
 
   ExampleGen → StatisticsGen → SchemaGen | ImportSchemaGen → ExampleValidator → DataValidationGate
-    → Transform → Trainer → Evaluator (vs latest blessed model) → Pusher (blessed models only, atomic)
+    → AcceptValidatedData (stops the run on rejected data) → Transform → Trainer
+    → Evaluator (vs latest blessed model) → Pusher (blessed models only, atomic)
 
 User code is referenced by import path (`trainer.preprocessing.preprocessing_fn`,
 `trainer.task.run_fn`) and receives its configuration as plain data through `custom_config`.
@@ -23,7 +24,7 @@ from tfx.components.example_gen.custom_executors import parquet_executor
 from tfx.dsl.components.base import executor_spec
 
 from components import atomic_pusher, explained_evaluator
-from components.data_validation_gate import DataValidationGate
+from components.data_validation_gate import AcceptValidatedData, DataValidationGate
 from pipeline.config import THRESHOLD_METRICS, EvaluationConfig, LoadedConfig, PipelineConfig, ThresholdConfig
 
 PREPROCESSING_FN = "trainer.preprocessing.preprocessing_fn"
@@ -120,6 +121,30 @@ def eval_config(cfg: PipelineConfig) -> tfma.EvalConfig:
     )
 
 
+def _data_validation(cfg: PipelineConfig, statistics_gen, schema_gen, example_validator) -> list:
+    """Baseline resolver → DataValidationGate (records its verdict) → AcceptValidatedData (acts on it).
+
+    The baseline is the latest `validated_statistics`, which only AcceptValidatedData publishes and only
+    for data that passed, so rejected data never becomes the drift reference (see the gate's module).
+    """
+    validated_baseline = tfx.dsl.Resolver(
+        strategy_class=tfx.dsl.experimental.LatestArtifactStrategy,
+        baseline_statistics=tfx.dsl.Channel(
+            type=tfx.types.standard_artifacts.ExampleStatistics,
+            producer_component_id="AcceptValidatedData", output_key="validated_statistics"),
+    ).with_id("latest_validated_statistics_resolver")
+    gate = DataValidationGate(
+        statistics=statistics_gen.outputs["statistics"], schema=schema_gen.outputs["schema"],
+        anomalies=example_validator.outputs["anomalies"],
+        baseline_statistics=validated_baseline.outputs["baseline_statistics"],
+        drift_thresholds=json.dumps(cfg.validation.drift, sort_keys=True),
+        skew_thresholds=json.dumps(cfg.validation.skew, sort_keys=True),
+        fail_on_anomalies=cfg.validation.fail_on_anomalies,
+    )
+    accept = AcceptValidatedData(statistics=statistics_gen.outputs["statistics"], verdict=gate.outputs["verdict"])
+    return [validated_baseline, gate, accept]
+
+
 def create_pipeline(loaded: LoadedConfig, paths: PipelinePaths, *, beam_args: list[str],
                     enable_cache: bool = True) -> tfx.dsl.Pipeline:
     """Build the TFX pipeline for one config; `paths` says where it reads and writes."""
@@ -132,24 +157,11 @@ def create_pipeline(loaded: LoadedConfig, paths: PipelinePaths, *, beam_args: li
         schema_gen = tfx.components.SchemaGen(statistics=statistics_gen.outputs["statistics"], infer_feature_shape=False)
     example_validator = tfx.components.ExampleValidator(
         statistics=statistics_gen.outputs["statistics"], schema=schema_gen.outputs["schema"])
-    validated_baseline = tfx.dsl.Resolver(
-        strategy_class=tfx.dsl.experimental.LatestArtifactStrategy,
-        baseline_statistics=tfx.dsl.Channel(
-            type=tfx.types.standard_artifacts.ExampleStatistics,
-            producer_component_id="DataValidationGate", output_key="validated_statistics"),
-    ).with_id("latest_validated_statistics_resolver")
-    gate = DataValidationGate(
-        statistics=statistics_gen.outputs["statistics"], schema=schema_gen.outputs["schema"],
-        anomalies=example_validator.outputs["anomalies"],
-        baseline_statistics=validated_baseline.outputs["baseline_statistics"],
-        drift_thresholds=json.dumps(cfg.validation.drift, sort_keys=True),
-        skew_thresholds=json.dumps(cfg.validation.skew, sort_keys=True),
-        fail_on_anomalies=cfg.validation.fail_on_anomalies,
-    )
+    validation = _data_validation(cfg, statistics_gen, schema_gen, example_validator)
     transform = tfx.components.Transform(
         examples=example_gen.outputs["examples"], schema=schema_gen.outputs["schema"],
         preprocessing_fn=PREPROCESSING_FN, custom_config=cfg.trainer_config())
-    transform.add_upstream_node(gate)
+    transform.add_upstream_node(validation[-1])  # ordering only: Transform's cache key stays its data
     trainer = tfx.components.Trainer(
         run_fn=RUN_FN, examples=transform.outputs["transformed_examples"],
         transform_graph=transform.outputs["transform_graph"], schema=schema_gen.outputs["schema"],
@@ -168,7 +180,7 @@ def create_pipeline(loaded: LoadedConfig, paths: PipelinePaths, *, beam_args: li
         model=trainer.outputs["model"], model_blessing=evaluator.outputs["blessing"],
         push_destination=tfx.proto.PushDestination(filesystem=tfx.proto.PushDestination.Filesystem(
             base_directory=os.path.join(paths.serving_dir, cfg.model_name))))
-    components = [example_gen, statistics_gen, schema_gen, example_validator, validated_baseline, gate,
+    components = [example_gen, statistics_gen, schema_gen, example_validator, *validation,
                   transform, trainer, model_resolver, evaluator, pusher]
     return tfx.dsl.Pipeline(
         pipeline_name=cfg.pipeline_name,

@@ -1,4 +1,7 @@
-"""Render a `RunResult` for the terminal: components, anomalies, metrics, blessing and push."""
+"""Render a `RunResult` for the terminal: components, data validation verdict, metrics, blessing and push.
+
+Every decision shown comes from the RunResult's fields, which run_outcome reads from ML Metadata.
+"""
 from __future__ import annotations
 
 from rich.console import Console
@@ -42,7 +45,9 @@ def print_run_summary(result: RunResult, console: Console | None = None) -> None
     for component in result.components:
         console.print(f"  {component.node_id:<40} {component.state:<9} {component.seconds:6.1f}s", highlight=False)
     console.print()
-    console.print("[bold]Data validation[/]")
+    validation = result.data_validation
+    verdict = f": {validation.verdict} ({len(validation.findings)} finding(s))" if validation else ""
+    console.print(f"[bold]Data validation[/]{verdict}", highlight=False)
     console.print(result.validation_report or "  (not reached)", highlight=False, markup=False)
     if result.data_rejected:
         console.print("[red]Data rejected: nothing was trained or pushed; the last pushed model is unchanged.[/]")

@@ -1,21 +1,22 @@
-"""Read what a local run did back from its ML Metadata store.
+"""Read what a run did back from its ML Metadata store: the store, not a message or a log, is the record.
 
-The metadata store is the record of a run: which components ran, were cached or failed and for how
-long, and the artifacts they produced (the data validation report, TFMA metrics, the blessing, the
-pushed model). `collect()` turns the latest pipeline run in the store into a `RunResult`.
+Which components ran, were cached or failed and for how long, and each decision the pipeline records on
+an artifact: the data validation verdict (with its findings and report), TFMA metrics, the blessing, the
+pushed model. `collect()` turns the latest pipeline run in the store into a `RunResult`; each decision
+has one field and one reader in `DECISION_READERS`, so a new decision is a field and a function.
 """
 from __future__ import annotations
 
 import dataclasses
-import os
+import json
 import time
 from pathlib import Path
-from typing import Any, Optional
+from typing import Callable, Optional
 
 from ml_metadata.metadata_store import metadata_store
 from ml_metadata.proto import metadata_store_pb2
 
-from components.data_validation_gate import REPORT_FILE
+from components import validation_report
 from pipeline.blessing import BlessingDecision, read_decision
 from pipeline.config import LoadedConfig
 
@@ -26,7 +27,11 @@ _STATE_NAMES = {
     metadata_store_pb2.Execution.RUNNING: "running",
     metadata_store_pb2.Execution.CANCELED: "canceled",
 }
-_VALIDATION_FAILED = "Data validation failed"
+#: States in which a component did not do its work; any of them makes the run unsuccessful.
+UNSUCCESSFUL_STATES = ("failed", "running", "canceled")
+#: The component that records the data validation verdict, and its output (see components/data_validation_gate.py).
+GATE_NODE, VERDICT_OUTPUT = "DataValidationGate", "verdict"
+_OUTPUT_EVENTS = (metadata_store_pb2.Event.OUTPUT, metadata_store_pb2.Event.DECLARED_OUTPUT)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -37,25 +42,46 @@ class ComponentRun:
     outputs: dict[str, list[metadata_store_pb2.Artifact]]
 
 
+@dataclasses.dataclass(frozen=True)
+class DataValidation:
+    """The gate's verdict as recorded on its artifact: `passed` or `rejected`, why, and the report."""
+
+    verdict: str
+    findings: list[dict]
+    report: str
+
+    @property
+    def rejected(self) -> bool:
+        return self.verdict != validation_report.PASSED
+
+
 @dataclasses.dataclass
 class RunResult:
-    """Everything `tfxpipe run` reports; `succeeded` is False when any component failed."""
+    """Everything `tfxpipe run` reports; `succeeded` is False when a component failed or data was rejected."""
 
     succeeded: bool
     components: list[ComponentRun]
     seconds: float
-    validation_report: Optional[str] = None
-    data_rejected: bool = False
+    data_validation: Optional[DataValidation] = None
     metrics: dict[str, dict[str, float]] = dataclasses.field(default_factory=dict)
     blessed: Optional[bool] = None
     #: Why the model was (not) blessed: failed checks and the baseline, as the Evaluator recorded them.
     blessing: Optional[BlessingDecision] = None
     pushed_path: Optional[str] = None
+    #: A crash's message, for display only: what happened is read from the store.
     error: Optional[str] = None
     log_file: Optional[Path] = None
     class_names: list[str] = dataclasses.field(default_factory=list)
     #: Executions an earlier, killed run left unfinished, closed before this run started.
     recovered: list[str] = dataclasses.field(default_factory=list)
+
+    @property
+    def data_rejected(self) -> bool:
+        return self.data_validation is not None and self.data_validation.rejected
+
+    @property
+    def validation_report(self) -> Optional[str]:
+        return self.data_validation.report if self.data_validation else None
 
     def component(self, node_id: str) -> Optional[ComponentRun]:
         return next((c for c in self.components if c.node_id == node_id), None)
@@ -68,38 +94,62 @@ def open_store(metadata_path: Path) -> metadata_store.MetadataStore:
     return metadata_store.MetadataStore(config)
 
 
+def run_contexts(store: metadata_store.MetadataStore) -> list[metadata_store_pb2.Context]:
+    """The store's pipeline runs, oldest first."""
+    return sorted(store.get_contexts_by_type("pipeline_run"), key=lambda c: (c.create_time_since_epoch, c.id))
+
+
+def node_id(store: metadata_store.MetadataStore, execution: metadata_store_pb2.Execution) -> str:
+    """The pipeline node an execution belongs to (its `node` context is named `<pipeline>.<node id>`)."""
+    node_type = store.get_context_type("node")
+    for context in store.get_contexts_by_execution(execution.id):
+        if context.type_id == node_type.id:
+            return context.name.split(".", 1)[-1]
+    return execution.type
+
+
+def component_state(execution: metadata_store_pb2.Execution, node: str) -> str:
+    state = _STATE_NAMES.get(execution.last_known_state, "unknown")
+    if state == "failed" and node.endswith("_resolver"):
+        state = "empty"  # nothing to resolve yet (first run): TFX records that as a failed resolution
+    return state
+
+
+def execution_seconds(execution: metadata_store_pb2.Execution) -> float:
+    return (execution.last_update_time_since_epoch - execution.create_time_since_epoch) / 1000
+
+
+def _outputs(store: metadata_store.MetadataStore, execution_id: int) -> dict[str, list[metadata_store_pb2.Artifact]]:
+    events = [e for e in store.get_events_by_execution_ids([execution_id]) if e.type in _OUTPUT_EVENTS]
+    artifacts = {a.id: a for a in store.get_artifacts_by_id([e.artifact_id for e in events])}
+    outputs: dict[str, list[metadata_store_pb2.Artifact]] = {}
+    for event in events:
+        key = event.path.steps[0].key if event.path.steps else ""
+        outputs.setdefault(key, []).append(artifacts[event.artifact_id])
+    return outputs
+
+
 def latest_run_components(store: metadata_store.MetadataStore) -> list[ComponentRun]:
     """Executions of the most recent pipeline run, in execution order."""
-    runs = store.get_contexts_by_type("pipeline_run")
+    runs = run_contexts(store)
     if not runs:
         return []
-    latest = max(runs, key=lambda c: c.create_time_since_epoch)
-    executions = sorted(store.get_executions_by_context(latest.id), key=lambda e: e.id)
-    node_names = {}
-    for context in store.get_contexts_by_type("node"):
-        for execution in store.get_executions_by_context(context.id):
-            node_names[execution.id] = context.name.split(".", 1)[-1]
     results = []
-    for execution in executions:
-        outputs: dict[str, list[metadata_store_pb2.Artifact]] = {}
-        events = [e for e in store.get_events_by_execution_ids([execution.id])
-                  if e.type in (metadata_store_pb2.Event.OUTPUT, metadata_store_pb2.Event.DECLARED_OUTPUT)]
-        artifacts = {a.id: a for a in store.get_artifacts_by_id([e.artifact_id for e in events])}
-        for event in events:
-            key = event.path.steps[0].key if event.path.steps else ""
-            outputs.setdefault(key, []).append(artifacts[event.artifact_id])
-        seconds = (execution.last_update_time_since_epoch - execution.create_time_since_epoch) / 1000
-        node_id = node_names.get(execution.id, execution.type)
-        state = _STATE_NAMES.get(execution.last_known_state, "unknown")
-        if state == "failed" and node_id.endswith("_resolver"):
-            state = "empty"  # nothing to resolve yet (first run): TFX records that as a failed resolution
-        results.append(ComponentRun(node_id, state, seconds, outputs))
+    for execution in sorted(store.get_executions_by_context(runs[-1].id), key=lambda e: e.id):
+        node = node_id(store, execution)
+        results.append(ComponentRun(node, component_state(execution, node), execution_seconds(execution),
+                                    _outputs(store, execution.id)))
     return results
 
 
 def _custom_int(artifact: metadata_store_pb2.Artifact, name: str) -> Optional[int]:
     value = artifact.custom_properties.get(name)
     return None if value is None else value.int_value
+
+
+def _custom_string(artifact: metadata_store_pb2.Artifact, name: str) -> str:
+    value = artifact.custom_properties.get(name)
+    return "" if value is None else value.string_value
 
 
 def _metrics(evaluation_uri: str) -> dict[str, dict[str, float]]:
@@ -121,12 +171,17 @@ def _metrics(evaluation_uri: str) -> dict[str, dict[str, float]]:
     return dict(sorted(result.items(), key=lambda item: (item[0] != "Overall", item[0])))
 
 
-def _read_outputs(result: RunResult) -> None:
-    gate = result.component("DataValidationGate")
-    if gate and gate.outputs.get("validated_statistics"):
-        report = os.path.join(gate.outputs["validated_statistics"][0].uri, REPORT_FILE)
-        if os.path.exists(report):
-            result.validation_report = Path(report).read_text()
+def _read_data_validation(result: RunResult) -> None:
+    gate = result.component(GATE_NODE)
+    if gate and gate.outputs.get(VERDICT_OUTPUT):
+        verdict = gate.outputs[VERDICT_OUTPUT][0]
+        result.data_validation = DataValidation(
+            verdict=_custom_string(verdict, validation_report.VERDICT_PROPERTY),
+            findings=json.loads(_custom_string(verdict, validation_report.FINDINGS_PROPERTY) or "[]"),
+            report=_custom_string(verdict, validation_report.REPORT_PROPERTY))
+
+
+def _read_evaluation(result: RunResult) -> None:
     evaluator = result.component("Evaluator")
     if evaluator:
         if evaluator.outputs.get("evaluation"):
@@ -134,6 +189,9 @@ def _read_outputs(result: RunResult) -> None:
         if evaluator.outputs.get("blessing"):
             result.blessed = _custom_int(evaluator.outputs["blessing"][0], "blessed") == 1
             result.blessing = read_decision(evaluator.outputs["blessing"][0])
+
+
+def _read_push(result: RunResult) -> None:
     pusher = result.component("Pusher")
     if pusher and pusher.outputs.get("pushed_model"):
         pushed = pusher.outputs["pushed_model"][0]
@@ -141,29 +199,33 @@ def _read_outputs(result: RunResult) -> None:
             result.pushed_path = pushed.custom_properties["pushed_destination"].string_value
 
 
+#: One reader per decision recorded in the store; each fills its own RunResult field.
+DECISION_READERS: tuple[Callable[[RunResult], None], ...] = (_read_data_validation, _read_evaluation, _read_push)
+
+
 def collect(loaded: LoadedConfig, metadata_path: Path, *, started: Optional[float] = None,
             error: Optional[BaseException] = None, log_file: Optional[Path] = None) -> RunResult:
     """Build the result of the run that just finished (or failed) from the metadata store.
 
     `started` is when the run began; without it (reporting an old run) the components' time is summed.
+    `error` is what the runner raised, if anything: it marks the run failed and is shown, never parsed.
     """
     components = latest_run_components(open_store(metadata_path)) if metadata_path.exists() else []
-    message = _describe_error(error) if error else None
     seconds = time.time() - started if started is not None else sum(c.seconds for c in components)
-    result = RunResult(succeeded=error is None, components=components, seconds=seconds,
-                       error=message, log_file=log_file, class_names=list(loaded.cfg.label.classes))
-    if message and _VALIDATION_FAILED in message:
-        result.data_rejected = True
-        result.validation_report = message[message.index(_VALIDATION_FAILED):].split("\n", 1)[-1]
-    _read_outputs(result)
+    result = RunResult(succeeded=False, components=components, seconds=seconds,
+                       error=_innermost_message(error) if error else None, log_file=log_file,
+                       class_names=list(loaded.cfg.label.classes))
+    for read in DECISION_READERS:
+        read(result)
+    result.succeeded = (error is None and not result.data_rejected
+                        and not any(c.state in UNSUCCESSFUL_STATES for c in components))
     return result
 
 
-def _describe_error(error: BaseException) -> str:
-    """The innermost message: Beam and TFX wrap component errors several layers deep."""
-    messages: list[Any] = []
+def _innermost_message(error: BaseException) -> str:
+    """For display: Beam and TFX wrap a component's exception several layers deep."""
+    messages = []
     while error is not None:
         messages.append(str(error))
         error = error.__cause__ or error.__context__
-    with_report = [m for m in messages if _VALIDATION_FAILED in m]
-    return with_report[0] if with_report else (messages[-1] or messages[0])
+    return messages[-1] or messages[0]

@@ -1,9 +1,9 @@
 """Run the shared pipeline on this machine (LocalDagRunner or BeamDagRunner) and collect the outcome.
 
 `run_local()` is what `tfxpipe run` calls. It lays out the work directory, builds the pipeline with
-`create_pipeline`, runs it with a live progress view, and returns a `RunResult` read back from the
-metadata store (component states and timings, anomalies, metrics, blessing, pushed path) — the
-store, not the log, is the record of what happened.
+`create_pipeline`, runs it with a live progress view (itself read from the metadata store), and returns
+a `RunResult` read back from the metadata store (component states and timings, the data validation
+verdict, metrics, blessing, pushed path) — the store, not the log, is the record of what happened.
 """
 from __future__ import annotations
 
@@ -12,11 +12,13 @@ import logging
 import os
 import time
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 from pipeline import preflight, progress, recovery, run_outcome
 from pipeline.config import LoadedConfig
-from pipeline.pipeline import PipelinePaths, create_pipeline
+
+if TYPE_CHECKING:  # pipeline.pipeline imports TFX: `tfxpipe report` uses Workdir without it
+    from pipeline.pipeline import PipelinePaths
 
 logger = logging.getLogger(__name__)
 
@@ -48,7 +50,9 @@ def default_workdir(loaded: LoadedConfig) -> Path:
     return Path("runs") / loaded.name
 
 
-def pipeline_paths(loaded: LoadedConfig, workdir: Workdir) -> PipelinePaths:
+def pipeline_paths(loaded: LoadedConfig, workdir: Workdir) -> "PipelinePaths":
+    from pipeline.pipeline import PipelinePaths
+
     return PipelinePaths(
         pipeline_root=str(workdir.pipeline_root.resolve()),
         data_path=loaded.data_path,
@@ -81,6 +85,8 @@ def _run_with_progress(loaded: LoadedConfig, layout: Workdir, runner: str, extra
                        verbose: int, show_progress: bool) -> run_outcome.RunResult:
     from tfx import v1 as tfx
 
+    from pipeline.pipeline import create_pipeline
+
     beam_args = list(loaded.cfg.beam.args) + list(extra_beam_args or [])
     tfx_pipeline = create_pipeline(loaded, pipeline_paths(loaded, layout), beam_args=beam_args)
     if runner == "local":
@@ -92,10 +98,11 @@ def _run_with_progress(loaded: LoadedConfig, layout: Workdir, runner: str, extra
     log_file = layout.log_dir / time.strftime("run-%Y%m%d-%H%M%S.log")
     error: Optional[BaseException] = None
     started = time.time()
-    with progress.ComponentProgress(log_file, enabled=show_progress, verbose=verbose):
+    node_ids = [component.id for component in tfx_pipeline.components]
+    with progress.ComponentProgress(log_file, layout.metadata_path, node_ids, enabled=show_progress, verbose=verbose):
         try:
             dag_runner.run(tfx_pipeline)
-        except Exception as exc:  # noqa: BLE001 - the result carries the failure to the caller
+        except Exception as exc:  # noqa: BLE001 - the store says what failed; the message is only shown
             logger.debug("pipeline failed", exc_info=True)
             error = exc
-        return run_outcome.collect(loaded, layout.metadata_path, started=started, error=error, log_file=log_file)
+    return run_outcome.collect(loaded, layout.metadata_path, started=started, error=error, log_file=log_file)

@@ -33,10 +33,12 @@ def test_first_run_pushes_a_blessed_model(first_run, workdir):
     assert result.succeeded, result.error
     states = {c.node_id: c.state for c in result.components}
     for node in ("CsvExampleGen", "StatisticsGen", "ImportSchemaGen", "ExampleValidator", "DataValidationGate",
-                 *TRAINING_COMPONENTS):
+                 "AcceptValidatedData", *TRAINING_COMPONENTS):
         assert states[node] == "complete", (node, states)
     assert len(result.components) == len(states), "each component executed once"
     assert "[FAIL]" not in result.validation_report
+    assert result.data_validation.verdict == "passed" and result.data_validation.findings == []
+    assert result.component("AcceptValidatedData").outputs["validated_statistics"], "the next run's drift baseline"
     overall = result.metrics["Overall"]
     assert overall["sparse_categorical_accuracy"] >= 0.85
     assert {"island:Biscoe", "sex:female"} <= set(result.metrics), "sliced metrics by island and sex"
@@ -88,12 +90,17 @@ def test_corrupted_data_stops_before_training_and_keeps_the_model(first_run, wor
     assert not result.succeeded
     assert result.data_rejected
     states = {c.node_id: c.state for c in result.components}
-    assert states["DataValidationGate"] == "failed"
+    # The gate records its verdict (read back from ML Metadata); AcceptValidatedData stops the run on it.
+    assert states["DataValidationGate"] == "complete" and result.data_validation.verdict == "rejected"
+    assert states["AcceptValidatedData"] == "failed"
+    assert not result.component("AcceptValidatedData").outputs, "rejected data never becomes the drift baseline"
     for node in TRAINING_COMPONENTS:
         assert node not in states, f"{node} must not run on rejected data"
     report = result.validation_report
     assert "body_mass_g" in report and "island" in report and "species" in report
     assert "[FAIL] schema (train split)" in report
+    found = {(f["check"], f["split"], f["feature"]) for f in result.data_validation.findings}
+    assert {("schema", "train", "body_mass_g"), ("schema", "train", "island"), ("schema", "train", "species")} <= found
     assert _versions(workdir / "serving_model") == before
 
 

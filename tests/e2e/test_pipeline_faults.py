@@ -28,16 +28,38 @@ def _run(workdir: Path, *args: str, timeout: float = 600) -> subprocess.Complete
                           timeout=timeout, cwd=ROOT)
 
 
+def _runs(workdir: Path) -> list:
+    """The pipeline_run contexts in the work directory's metadata store (none if it is not there yet)."""
+    from pipeline import run_outcome
+
+    try:
+        return run_outcome.run_contexts(run_outcome.open_store(workdir / "metadata.sqlite"))
+    except Exception:  # noqa: BLE001 - the store may not exist yet or be briefly locked by the run
+        return []
+
+
+def _running_in_new_run(workdir: Path, earlier_runs: set[int]) -> set[str]:
+    """Components whose execution is RUNNING in a run started after `earlier_runs`, read from ML Metadata."""
+    from ml_metadata.proto import metadata_store_pb2 as mlmd
+    from pipeline import run_outcome
+
+    try:
+        store = run_outcome.open_store(workdir / "metadata.sqlite")
+        return {run_outcome.node_id(store, e) for run in run_outcome.run_contexts(store) if run.id not in earlier_runs
+                for e in store.get_executions_by_context(run.id) if e.last_known_state == mlmd.Execution.RUNNING}
+    except Exception:  # noqa: BLE001 - the store may be briefly locked by the run
+        return set()
+
+
 def _kill_when_running(workdir: Path, component: str, config: str = "configs/penguin.yaml") -> None:
     """Start a run, SIGKILL it two seconds into `component`."""
-    before = set((workdir / "logs").glob("*.log")) if (workdir / "logs").exists() else set()
+    earlier_runs = {run.id for run in _runs(workdir)}
     process = subprocess.Popen([TFXPIPE, "run", "--config", config, "--workdir", str(workdir)], cwd=ROOT,
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     deadline = time.time() + 300
     try:
         while time.time() < deadline:
-            logs = set((workdir / "logs").glob("*.log")) - before if (workdir / "logs").exists() else set()
-            if logs and f"Component {component} is running." in next(iter(logs)).read_text(errors="replace"):
+            if component in _running_in_new_run(workdir, earlier_runs):
                 time.sleep(2)
                 break
             assert process.poll() is None, "the run ended before reaching " + component
@@ -137,6 +159,7 @@ def test_drifted_data_stops_the_run_with_a_report(workdir, tmp_path):
     assert "[FAIL] drift (train split vs last validated data)" in result.stdout
     assert "island" in result.stdout and "Data rejected" in result.stdout
     assert "Trainer" not in _states(result.stdout)
+    assert "Data validation: rejected" in result.stdout
     assert _versions(workdir) == before
 
 

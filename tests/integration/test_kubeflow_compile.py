@@ -45,7 +45,9 @@ def test_same_components_in_same_order_as_local(compiled):
     for task, spec in tasks.items():
         for upstream in spec.get("dependentTasks", []):
             assert local_order.index(node_of[upstream]) < local_order.index(node_of[task]), (upstream, task)
-    assert "DataValidationGate" in tasks["Transform"]["dependentTasks"], "bad data must stop the run before Transform"
+    assert "AcceptValidatedData" in tasks["Transform"]["dependentTasks"], "bad data must stop the run before Transform"
+    assert "DataValidationGate" in tasks["AcceptValidatedData"]["dependentTasks"], "it acts on the gate's verdict"
+    assert set(tasks["Transform"]["inputs"]["artifacts"]) == {"examples", "schema"}, "ordering only: cache key unchanged"
 
 
 def test_image_and_beam_args_from_config(compiled):

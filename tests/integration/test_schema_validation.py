@@ -1,6 +1,7 @@
 """The curated penguin schema against realistic bad data, through the same TFDV checks and report the
 pipeline uses: what must stop a run stops it, what is within tolerance passes."""
 import csv
+import json
 import random
 from pathlib import Path
 
@@ -8,7 +9,7 @@ import pytest
 import tensorflow_data_validation as tfdv
 
 from components import validation_report
-from components.data_validation_gate import compare
+from components.data_validation_gate import DataValidationVerdict, Section, compare, record_verdict
 
 ROOT = Path(__file__).resolve().parents[2]
 SCHEMA = tfdv.load_schema_text(str(ROOT / "configs/schemas/penguin.pbtxt"))
@@ -91,3 +92,40 @@ def test_numeric_drift_beyond_threshold_fails(tmp_path):
     report = _compare_report(tmp_path, heavier, ROWS, {"body_mass_g": 0.2}, "drift")
     assert "[FAIL]" in report and "- body_mass_g:" in report
     assert "[ok]" in _compare_report(tmp_path, *_halves(), {"body_mass_g": 0.2}, "drift")
+
+
+# --- the verdict the gate records in ML Metadata (custom properties of its `verdict` artifact) ---
+
+def _verdict_artifact(tmp_path: Path) -> DataValidationVerdict:
+    artifact = DataValidationVerdict()
+    artifact.uri = str(tmp_path / "verdict")
+    return artifact
+
+
+def test_rejected_verdict_records_findings_with_distances_and_the_report(tmp_path):
+    biscoe_only = [row for row in ROWS if row["island"] == "Biscoe"]
+    drift = compare(_statistics(tmp_path, biscoe_only, "new.csv"), _statistics(tmp_path, ROWS, "reference.csv"),
+                    SCHEMA, {"island": 0.25, "sex": 0.25}, "drift")
+    sections = [Section("schema (train split)", "schema", "train", tfdv.validate_statistics(
+                    _statistics(tmp_path, ROWS, "all.csv"), SCHEMA)),
+                Section("drift (train split vs last validated data)", "drift", "train", drift)]
+    verdict = _verdict_artifact(tmp_path)
+    assert record_verdict(verdict, sections, fail_on_anomalies=True) == "rejected"
+    assert verdict.get_string_custom_property(validation_report.VERDICT_PROPERTY) == "rejected"
+    [finding] = json.loads(verdict.get_string_custom_property(validation_report.FINDINGS_PROPERTY))
+    assert finding["check"] == "drift" and finding["split"] == "train" and finding["feature"] == "island"
+    assert finding["measure"] == "L_INFTY" and finding["distance"] > finding["threshold"] == 0.25
+    report = verdict.get_string_custom_property(validation_report.REPORT_PROPERTY)
+    assert "[FAIL] drift (train split vs last validated data)" in report and "- island:" in report
+    assert (Path(verdict.uri) / "data_validation_report.txt").read_text() == report
+
+
+def test_clean_data_passes_and_findings_can_be_accepted_without_failing(tmp_path):
+    clean = [Section("schema (train split)", "schema", "train",
+                     tfdv.validate_statistics(_statistics(tmp_path, ROWS), SCHEMA))]
+    assert record_verdict(_verdict_artifact(tmp_path / "a"), clean, fail_on_anomalies=True) == "passed"
+    dirty = [Section("schema (train split)", "schema", "train",
+                     tfdv.validate_statistics(_statistics(tmp_path, _with(10, island="Atlantis"), "bad.csv"), SCHEMA))]
+    lenient = _verdict_artifact(tmp_path / "b")
+    assert record_verdict(lenient, dirty, fail_on_anomalies=False) == "passed"
+    assert json.loads(lenient.get_string_custom_property(validation_report.FINDINGS_PROPERTY))[0]["feature"] == "island"

@@ -1,4 +1,5 @@
 """The data validation report: readable, complete, and it tells the reader how to accept a change."""
+import pytest
 from tensorflow_metadata.proto.v0 import anomalies_pb2
 
 from components import validation_report
@@ -41,3 +42,30 @@ def test_skipped_sections_say_so():
     report = validation_report.render({"drift: no validated data to compare with yet (first run)": None})
     assert report == "[skip] drift: no validated data to compare with yet (first run)"
     assert not validation_report.has_anomalies(None)
+
+
+def test_findings_carry_check_split_feature_kind_and_the_measured_distance():
+    anomalies = anomalies_pb2.Anomalies()
+    anomalies.anomaly_info["island"].reason.add(
+        type=anomalies_pb2.AnomalyInfo.COMPARATOR_L_INFTY_HIGH, short_description="High Linfty distance",
+        description="The Linfty distance is 0.6, above the threshold 0.25.")
+    info = anomalies.drift_skew_info.add()
+    info.path.step.append("island")
+    info.drift_measurements.add(type=anomalies_pb2.DriftSkewInfo.Measurement.L_INFTY, value=0.6, threshold=0.25)
+    other = anomalies.drift_skew_info.add()  # measured but within its threshold: not a finding
+    other.path.step.append("sex")
+    other.drift_measurements.add(type=anomalies_pb2.DriftSkewInfo.Measurement.L_INFTY, value=0.1, threshold=0.25)
+    assert validation_report.findings("drift", "train", anomalies) == [{
+        "check": "drift", "split": "train", "feature": "island", "kind": "COMPARATOR_L_INFTY_HIGH",
+        "description": "The Linfty distance is 0.6, above the threshold 0.25.",
+        "measure": "L_INFTY", "distance": pytest.approx(0.6), "threshold": pytest.approx(0.25)}]
+
+
+def test_schema_findings_have_a_description_and_no_distance():
+    anomalies = _anomalies(species=("Column dropped", "The feature was present in fewer examples than expected."))
+    anomalies.dataset_anomaly_info.reason.add(short_description="Low num examples", description="0 < 1")
+    rows = validation_report.findings("schema", "eval", anomalies)
+    assert [(r["feature"], r["description"]) for r in rows] == [
+        ("species", "The feature was present in fewer examples than expected."), ("(dataset)", "0 < 1")]
+    assert all(r["check"] == "schema" and r["split"] == "eval" and "distance" not in r for r in rows)
+    assert validation_report.findings("drift", "train", None) == []

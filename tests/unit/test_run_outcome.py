@@ -1,0 +1,106 @@
+"""The run's outcome is read from ML Metadata: the gate's verdict artifact decides, no message does."""
+import json
+from pathlib import Path
+
+import pytest
+from ml_metadata.proto import metadata_store_pb2 as mlmd
+
+from components import validation_report
+from pipeline import config, run_outcome
+from tests import mlmd_records
+
+ROOT = Path(__file__).resolve().parents[2]
+FINDINGS = [{"check": "drift", "split": "train", "feature": "island", "kind": "COMPARATOR_L_INFTY_HIGH",
+             "description": "too far", "measure": "L_INFTY", "distance": 0.6, "threshold": 0.25}]
+
+
+@pytest.fixture(scope="module")
+def loaded():
+    return config.load(ROOT / "configs/penguin.yaml", check_data=False)
+
+
+def _verdict(decision: str) -> mlmd.Artifact:
+    return mlmd_records.artifact("tfxpipe.DataValidationVerdict", **{
+        validation_report.VERDICT_PROPERTY: decision,
+        validation_report.FINDINGS_PROPERTY: json.dumps(FINDINGS if decision == "rejected" else []),
+        validation_report.REPORT_PROPERTY: f"[FAIL] drift: 1 anomaly ({decision})"})
+
+
+def _run_until_gate(path: Path, decision: str, run_id: str = "run-1"):
+    store = mlmd_records.writable_store(path)
+    run = mlmd_records.start_run(store, run_id)
+    for node in ("CsvExampleGen", "StatisticsGen"):
+        mlmd_records.record(store, run, node, mlmd.Execution.CACHED)
+    mlmd_records.record(store, run, "latest_validated_statistics_resolver", mlmd.Execution.FAILED)
+    mlmd_records.record(store, run, "DataValidationGate", outputs={"verdict": _verdict(decision)})
+    return store, run
+
+
+def test_rejected_verdict_is_read_from_the_gate_artifact(tmp_path, loaded):
+    path = tmp_path / "metadata.sqlite"
+    store, run = _run_until_gate(path, "rejected")
+    mlmd_records.record(store, run, "AcceptValidatedData", mlmd.Execution.FAILED)
+    result = run_outcome.collect(loaded, path, error=RuntimeError("AcceptValidatedData raised"))
+    assert not result.succeeded and result.data_rejected
+    assert result.data_validation.verdict == "rejected"
+    assert result.data_validation.findings == FINDINGS
+    assert result.validation_report == "[FAIL] drift: 1 anomaly (rejected)"
+    states = {c.node_id: c.state for c in result.components}
+    assert states == {"CsvExampleGen": "cached", "StatisticsGen": "cached", "DataValidationGate": "complete",
+                      "latest_validated_statistics_resolver": "empty", "AcceptValidatedData": "failed"}
+
+
+def test_a_rejected_verdict_fails_the_run_even_without_an_error(tmp_path, loaded):
+    path = tmp_path / "metadata.sqlite"
+    _run_until_gate(path, "rejected")
+    result = run_outcome.collect(loaded, path)
+    assert not result.succeeded and result.data_rejected
+
+
+def test_passed_verdict_and_a_clean_run_succeed(tmp_path, loaded):
+    path = tmp_path / "metadata.sqlite"
+    store, run = _run_until_gate(path, "passed")
+    for node in ("AcceptValidatedData", "Transform"):
+        mlmd_records.record(store, run, node)
+    result = run_outcome.collect(loaded, path)
+    assert result.succeeded and not result.data_rejected
+    assert result.data_validation.verdict == "passed" and result.data_validation.findings == []
+
+
+def test_error_messages_are_shown_but_never_decide(tmp_path, loaded):
+    path = tmp_path / "metadata.sqlite"
+    store, run = _run_until_gate(path, "passed")
+    error = RuntimeError("Data validation failed; the run stops before Transform and Trainer.\n[FAIL] island")
+    result = run_outcome.collect(loaded, path, error=error)
+    assert not result.succeeded, "the runner raised"
+    assert not result.data_rejected, "the verdict artifact says passed, whatever the message says"
+    assert result.validation_report == "[FAIL] drift: 1 anomaly (passed)"
+    assert result.error == str(error)
+
+
+def test_only_the_latest_run_is_reported(tmp_path, loaded):
+    path = tmp_path / "metadata.sqlite"
+    _run_until_gate(path, "rejected", "run-1")
+    store, run = _run_until_gate(path, "passed", "run-2")
+    result = run_outcome.collect(loaded, path)
+    assert result.data_validation.verdict == "passed"
+    assert len(result.components) == 4
+
+
+def test_no_gate_execution_no_verdict(tmp_path, loaded):
+    path = tmp_path / "metadata.sqlite"
+    store = mlmd_records.writable_store(path)
+    mlmd_records.record(store, mlmd_records.start_run(store, "run-1"), "CsvExampleGen", mlmd.Execution.FAILED)
+    result = run_outcome.collect(loaded, path)
+    assert result.data_validation is None and result.validation_report is None
+    assert not result.succeeded and not result.data_rejected
+
+
+def test_reading_an_outcome_imports_neither_tensorflow_nor_tfx():
+    import subprocess
+    import sys
+
+    code = ("import sys, pipeline.cli, pipeline.runners, pipeline.run_outcome, pipeline.progress, pipeline.report; "
+            "print(sorted(m for m in ('tensorflow', 'tfx', 'tensorflow_data_validation') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True).stdout
+    assert out.strip() == "[]"
