@@ -1,140 +1,86 @@
-"""A tiny SavedModel with the same signature contract as trainer/export.py, for serving tests.
+"""Serving test models built by the trainer's own code, and helpers for running servers in tests.
 
-The serving tests must not depend on a trained model, so this module writes a small `tf.Module` with:
+`write_model` exports what the pipeline would push, made by the same functions: tf.Transform with
+`trainer.preprocessing.preprocessing_fn` on a slice of the penguins (tests/support/penguin_transform.py,
+once per process), `trainer.model.build_model` with configs/penguin.yaml's hyper-parameters, a few
+epochs of training, and `trainer.export.export_serving_model` (signatures and warm-up records). The
+serving tests therefore exercise the real contract (`trainer.contract`), not a look-alike of it.
 
-- `serving_default`: one `[None]` input per raw penguin feature (float32 numerics, string
-  categoricals) -> `scores` float32 [N, 3], `classes` string [N, 3], `predicted_class` string [N];
-- `classification`: `inputs` = serialized tf.Example [None] -> `classes`, `scores`, with its
-  method_name rewritten to `tensorflow/serving/classify`;
-- `transform_features`: `examples` = serialized tf.Example [None] -> float features;
-- optionally `regression` (method `tensorflow/serving/regress`): `inputs` -> `outputs` float [N];
-- `assets.extra/tf_serving_warmup_requests` with one PredictionLog.
-
-`favoured_class` adds a large bias to one class so each version's predictions are recognisable.
+`favoured_class` sets a large bias on one class of the softmax layer so each version's predictions
+are recognisable. A `regression` signature comes from tests/support/regression_fixture.py (the trainer
+does not export one yet).
 """
 from __future__ import annotations
 
+import functools
 import os
 import shutil
+import threading
 from pathlib import Path
 
 import numpy as np
 
-CLASS_NAMES = ["Adelie", "Chinstrap", "Gentoo"]
-NUMERIC_FEATURES = ["bill_length_mm", "bill_depth_mm", "flipper_length_mm", "body_mass_g"]
-CATEGORICAL_FEATURES = {"island": ["Biscoe", "Dream", "Torgersen"], "sex": ["FEMALE", "MALE"]}
-FEATURE_NAMES = NUMERIC_FEATURES + list(CATEGORICAL_FEATURES)
+from tests.support.trainer_configs import penguin_loaded_config
+from trainer import contract
 
-CLASSIFY_METHOD = "tensorflow/serving/classify"
-REGRESS_METHOD = "tensorflow/serving/regress"
+_PENGUIN = penguin_loaded_config()
+CLASS_NAMES = list(_PENGUIN.cfg.label.classes)
+NUMERIC_FEATURES = [f.name for f in _PENGUIN.cfg.features if f.type == "numeric"]
+CATEGORICAL_FEATURES = [f.name for f in _PENGUIN.cfg.features if f.type == "categorical"]
+FEATURE_NAMES = [f.name for f in _PENGUIN.cfg.features]
 
-INTEGER_FEATURES = ("flipper_length_mm", "body_mass_g")  # int64 in tf.Examples, float32 in serving_default
+
+def _integer_features() -> tuple[str, ...]:
+    """Numeric features the curated schema types INT: int64 in tf.Examples, float32 in serving_default."""
+    from google.protobuf import text_format
+    from tensorflow_metadata.proto.v0 import schema_pb2
+
+    schema = text_format.Parse(Path(_PENGUIN.schema_path).read_text(), schema_pb2.Schema())
+    return tuple(f.name for f in schema.feature if f.type == schema_pb2.INT and f.name in NUMERIC_FEATURES)
+
+
+INTEGER_FEATURES = _integer_features()
 PENGUIN_ROW = {
     "bill_length_mm": 39.1, "bill_depth_mm": 18.7, "flipper_length_mm": 181.0, "body_mass_g": 3750.0,
     "island": "Torgersen", "sex": "MALE",
 }
 # The same penguin as a tf.Example-style row (classify/regress): integer features as JSON integers.
 EXAMPLE_ROW = {name: int(v) if name in INTEGER_FEATURES else v for name, v in PENGUIN_ROW.items()}
-_MEANS = [43.9, 17.2, 200.9, 4201.8]
-_STDS = [5.5, 2.0, 14.1, 802.0]
+#: Logit added to the favoured class: softmax then gives it ~1.0 whatever the features say.
+FAVOURED_BIAS = 50.0
+TRAINING_EPOCHS = 3
 
 
-def _build_module(favoured_class: int | None, seed: int, include_regression: bool):
+@functools.lru_cache(maxsize=None)
+def _trained_weights(seed: int) -> list:
+    """Weights of the penguin classifier after a few epochs on the shared transform (once per seed)."""
     import tensorflow as tf
+    import tensorflow_transform as tft
 
-    INTEGER_EXAMPLE_FEATURES = {name: tf.int64 for name in INTEGER_FEATURES}
+    from tests.support.penguin_transform import shared_transform_run
 
-    class PenguinLikeModel(tf.Module):
-        def __init__(self):
-            super().__init__()
-            rng = np.random.default_rng(seed)
-            self.hidden = tf.Variable(rng.normal(size=[4 + 8, 16]).astype(np.float32) * 0.3)
-            self.hidden_bias = tf.Variable(np.zeros([16], np.float32))
-            self.out = tf.Variable(rng.normal(size=[16, 3]).astype(np.float32) * 0.3)
-            bias = np.zeros([3], np.float32)
-            if favoured_class is not None:
-                bias[favoured_class] = 50.0
-            self.out_bias = tf.Variable(bias)
-            self.embeddings = {
-                name: tf.Variable(rng.normal(size=[len(vocab) + 1, 4]).astype(np.float32))
-                for name, vocab in CATEGORICAL_FEATURES.items()
-            }
-            self.tables = {
-                name: tf.lookup.StaticHashTable(
-                    tf.lookup.KeyValueTensorInitializer(tf.constant(vocab), tf.range(len(vocab), dtype=tf.int64)),
-                    default_value=len(vocab),
-                )
-                for name, vocab in CATEGORICAL_FEATURES.items()
-            }
-            self.class_names = tf.constant(CLASS_NAMES)
-            self.means = tf.constant(_MEANS)
-            self.stds = tf.constant(_STDS)
+    run = shared_transform_run()
+    tf_transform_output = tft.TFTransformOutput(str(run.transform_graph_dir))
+    model = _build(seed, tf_transform_output)
+    spec = tf_transform_output.transformed_feature_spec()
+    files = sorted(str(p) for p in (run.transformed_examples_dir / "Split-train").glob("*.gz"))
+    records = list(tf.data.TFRecordDataset(files, compression_type="GZIP").as_numpy_iterator())
+    batch = {k: np.asarray(v) for k, v in tf.io.parse_example(records, spec).items()}
+    labels = batch.pop(contract.transformed_name(_PENGUIN.cfg.label.name))
+    model.fit(batch, labels, batch_size=16, epochs=TRAINING_EPOCHS, verbose=0)
+    return model.get_weights()
 
-        def _transform(self, features):
-            numeric = tf.stack([tf.cast(features[n], tf.float32) for n in NUMERIC_FEATURES], axis=1)
-            numeric = tf.where(tf.math.is_nan(numeric), self.means, numeric)
-            out = {n: (numeric[:, i] - self.means[i]) / self.stds[i] for i, n in enumerate(NUMERIC_FEATURES)}
-            for name in CATEGORICAL_FEATURES:
-                out[name] = tf.cast(self.tables[name].lookup(features[name]), tf.float32)
-            return out
 
-        def _scores(self, features):
-            transformed = self._transform(features)
-            numeric = tf.stack([transformed[n] for n in NUMERIC_FEATURES], axis=1)
-            embedded = [
-                tf.gather(self.embeddings[n], tf.cast(transformed[n], tf.int64)) for n in CATEGORICAL_FEATURES
-            ]
-            x = tf.concat([numeric] + embedded, axis=1)
-            h = tf.nn.relu(tf.matmul(x, self.hidden) + self.hidden_bias)
-            return tf.nn.softmax(tf.matmul(h, self.out) + self.out_bias)
+def _build(seed: int, tf_transform_output):
+    """The trainer's Keras model for the penguin config (vocabulary sizes from the transform)."""
+    import dataclasses
 
-        def _classes(self, scores):
-            return tf.tile(self.class_names[tf.newaxis, :], [tf.shape(scores)[0], 1])
+    from trainer import task, trainer_config
+    from trainer.model import build_model
 
-        def predict_raw(self, **features):
-            scores = self._scores(features)
-            return {
-                "scores": scores,
-                "classes": self._classes(scores),
-                "predicted_class": tf.gather(self.class_names, tf.argmax(scores, axis=1)),
-            }
-
-        def _parse(self, serialized):
-            # As in the pipeline's schema: flipper length and body mass are integers in tf.Examples.
-            spec = {n: tf.io.FixedLenFeature([], INTEGER_EXAMPLE_FEATURES.get(n, tf.float32), default_value=-1)
-                    for n in NUMERIC_FEATURES}
-            spec.update({n: tf.io.FixedLenFeature([], tf.string, default_value="") for n in CATEGORICAL_FEATURES})
-            parsed = tf.io.parse_example(serialized, spec)
-            for name in NUMERIC_FEATURES:
-                value = tf.cast(parsed[name], tf.float32)
-                parsed[name] = tf.where(value < 0, float("nan"), value)
-            return parsed
-
-        def classify(self, inputs):
-            scores = self._scores(self._parse(inputs))
-            return {"classes": self._classes(scores), "scores": scores}
-
-        def transform(self, examples):
-            return self._transform(self._parse(examples))
-
-        def regress(self, inputs):
-            return {"outputs": self._scores(self._parse(inputs))[:, 0]}
-
-    module = PenguinLikeModel()
-    raw_spec = {n: tf.TensorSpec([None], tf.float32, name=n) for n in NUMERIC_FEATURES}
-    raw_spec.update({n: tf.TensorSpec([None], tf.string, name=n) for n in CATEGORICAL_FEATURES})
-    examples = tf.TensorSpec([None], tf.string)
-    signatures = {
-        "serving_default": tf.function(module.predict_raw, autograph=False).get_concrete_function(**raw_spec),
-        "classification": tf.function(module.classify, autograph=False).get_concrete_function(tf.TensorSpec([None], tf.string, name="inputs")),
-        "transform_features": tf.function(module.transform, autograph=False).get_concrete_function(tf.TensorSpec([None], tf.string, name="examples")),
-    }
-    del examples
-    if include_regression:
-        signatures["regression"] = tf.function(module.regress, autograph=False).get_concrete_function(
-            tf.TensorSpec([None], tf.string, name="inputs")
-        )
-    return module, signatures
+    config = trainer_config.parse(_PENGUIN.cfg.trainer_config(), "tests")
+    hparams = dataclasses.replace(config.model, seed=seed)
+    return build_model(config.features, task.vocabulary_sizes(config, tf_transform_output), hparams, config.num_classes)
 
 
 def write_model(
@@ -142,39 +88,34 @@ def write_model(
     favoured_class: int | None = None,
     seed: int = 0,
     include_regression: bool = False,
-    warmup_rows: int = 2,
 ) -> Path:
-    """Writes the fixture SavedModel (with warm-up records) to `export_dir` and returns it."""
-    import tensorflow as tf
+    """Exports the penguin model with `trainer.export.export_serving_model` to `export_dir`, returns it."""
+    import tensorflow_transform as tft
+
+    from tests.support.penguin_transform import shared_transform_run
+    from trainer import export, trainer_config
+    from trainer.model import OUTPUT_LAYER
 
     export_dir = Path(export_dir)
-    module, signatures = _build_module(favoured_class, seed, include_regression)
-    tf.saved_model.save(module, str(export_dir), signatures=signatures)
-    method_names = {"classification": CLASSIFY_METHOD}
-    if include_regression:
-        method_names["regression"] = REGRESS_METHOD
-    set_method_names(export_dir, method_names)
-    if warmup_rows:
-        write_warmup_file(export_dir, [PENGUIN_ROW] * warmup_rows)
+    tf_transform_output = tft.TFTransformOutput(str(shared_transform_run().transform_graph_dir))
+    model = _build(seed, tf_transform_output)
+    model.set_weights(_trained_weights(seed))
+    if favoured_class is not None:
+        output = model.get_layer(OUTPUT_LAYER)
+        kernel, bias = output.get_weights()
+        bias[favoured_class] += FAVOURED_BIAS
+        output.set_weights([kernel, bias])
+    config = trainer_config.parse(_PENGUIN.cfg.trainer_config(), "tests")
+    if not include_regression:
+        export.export_serving_model(model, tf_transform_output, config, str(export_dir))
+        return export_dir
+    from tests.support.regression_fixture import add_regression_signature
+
+    staging = export_dir.with_name(export_dir.name + ".classifier")
+    export.export_serving_model(model, tf_transform_output, config, str(staging))
+    add_regression_signature(staging, export_dir)
+    shutil.rmtree(staging)
     return export_dir
-
-
-def set_method_names(export_dir: Path, method_names: dict[str, str]) -> None:
-    """TF2 saves every signature as a Predict one; TF Serving's Classify/Regress need their method names."""
-    from tensorflow.core.protobuf import saved_model_pb2
-
-    path = Path(export_dir) / "saved_model.pb"
-    saved_model = saved_model_pb2.SavedModel.FromString(path.read_bytes())
-    for meta_graph in saved_model.meta_graphs:
-        for name, method in method_names.items():
-            meta_graph.signature_def[name].method_name = method
-    path.write_bytes(saved_model.SerializeToString())
-    try:
-        from tensorflow.python.saved_model import fingerprinting_utils
-
-        fingerprinting_utils.write_fingerprint(str(export_dir))
-    except Exception:  # noqa: BLE001 - the fingerprint is informational; loading does not need it
-        pass
 
 
 def predict_request(rows: list[dict], model_name: str = ""):
@@ -184,7 +125,7 @@ def predict_request(rows: list[dict], model_name: str = ""):
 
     request = predict_pb2.PredictRequest()
     request.model_spec.name = model_name
-    request.model_spec.signature_name = "serving_default"
+    request.model_spec.signature_name = contract.SERVING_SIGNATURE
     for name in FEATURE_NAMES:
         values = [row[name] for row in rows]
         dtype = np.float32 if name in NUMERIC_FEATURES else object
@@ -193,11 +134,11 @@ def predict_request(rows: list[dict], model_name: str = ""):
 
 
 def write_warmup_file(export_dir: Path, rows: list[dict], extra_logs: list | None = None) -> Path:
-    """TF Serving's warm-up format: a TFRecord of PredictionLog under assets.extra/."""
+    """Replaces the warm-up records: one PredictionLog for `rows`, then `extra_logs` (TF Serving's format)."""
     import tensorflow as tf
     from tensorflow_serving.apis import prediction_log_pb2
 
-    path = Path(export_dir) / "assets.extra" / "tf_serving_warmup_requests"
+    path = Path(export_dir) / contract.WARMUP_FILE
     path.parent.mkdir(parents=True, exist_ok=True)
     logs = [prediction_log_pb2.PredictionLog(predict_log=prediction_log_pb2.PredictLog(request=predict_request(rows)))]
     logs += list(extra_logs or [])
@@ -223,22 +164,23 @@ def example_bytes(row: dict) -> bytes:
     return example.SerializeToString()
 
 
-class ModelStore:
-    """Builds each fixture variant once per session and copies it into version directories."""
+_VARIANTS: dict[tuple, Path] = {}
+_VARIANTS_LOCK = threading.Lock()
 
-    def __init__(self, root: Path):
-        self.root = Path(root)
-        self._built: dict[tuple, Path] = {}
+
+class ModelStore:
+    """Copies fixture variants into version directories; each variant is exported once per process."""
 
     def variant(self, favoured_class: int | None = None, include_regression: bool = False) -> Path:
+        from tests.support.penguin_transform import cache_dir
+
         key = (favoured_class, include_regression)
-        if key not in self._built:
-            self._built[key] = write_model(
-                self.root / f"variant_{favoured_class}_{int(include_regression)}",
-                favoured_class=favoured_class,
-                include_regression=include_regression,
-            )
-        return self._built[key]
+        with _VARIANTS_LOCK:
+            if key not in _VARIANTS:
+                target = cache_dir("variants") / f"variant_{favoured_class}_{int(include_regression)}"
+                _VARIANTS[key] = write_model(target, favoured_class=favoured_class,
+                                             include_regression=include_regression)
+            return _VARIANTS[key]
 
     def push(self, base_path: Path, version: int, favoured_class: int | None = None,
              include_regression: bool = False, atomic: bool = True) -> Path:
@@ -304,13 +246,13 @@ def assert_alive(http, channel=None):
     """A valid predict still answers over REST (and gRPC when given a channel)."""
     response = http.post("/v1/models/penguin:predict", json={"instances": [PENGUIN_ROW]})
     assert response.status_code == 200, response.text
-    assert "predicted_class" in response.json()["predictions"][0]
+    assert contract.PREDICTED_CLASS in response.json()["predictions"][0]
     if channel is not None:
         from tensorflow_serving.apis import prediction_service_pb2_grpc
 
         request = predict_request([PENGUIN_ROW], model_name="penguin")
         reply = prediction_service_pb2_grpc.PredictionServiceStub(channel).Predict(request, timeout=30)
-        assert "predicted_class" in reply.outputs
+        assert contract.PREDICTED_CLASS in reply.outputs
 
 
 def hostile_predict_requests() -> list[tuple[str, object]]:
@@ -358,7 +300,7 @@ def hostile_predict_requests() -> list[tuple[str, object]]:
     extra.inputs["../../etc/passwd"].CopyFrom(extra.inputs["bill_length_mm"])
     cases.append(("unknown input", extra))
     signature = base()
-    signature.model_spec.signature_name = "../serving_default"
+    signature.model_spec.signature_name = "../" + contract.SERVING_SIGNATURE
     cases.append(("bad signature", signature))
     version = base()
     version.model_spec.version.value = -1

@@ -25,12 +25,16 @@ def trainer_config_dict(features: Sequence[Mapping[str, Any]], label: Mapping[st
     }
 
 
-def penguin_loaded_config(**model: Any):
-    """configs/penguin.yaml, loaded and validated, with `model` hyper-parameters overridden."""
+def penguin_loaded_config(features: Mapping[str, Mapping[str, Any]] | None = None, **model: Any):
+    """configs/penguin.yaml, loaded and validated, with per-feature settings and `model`
+    hyper-parameters overridden (e.g. `features={"sex": {"embedding_dim": 2}}, epochs=3`)."""
     from pipeline import config
 
     loaded = config.load(PENGUIN_CONFIG, check_data=False)
-    if not model:
-        return loaded
-    cfg = loaded.cfg.model_copy(update={"model": loaded.cfg.model.model_copy(update=model)})
+    cfg = loaded.cfg
+    if model:
+        cfg = cfg.model_copy(update={"model": cfg.model.model_copy(update=model)})
+    if features:
+        cfg = cfg.model_copy(update={"features": [
+            f.model_copy(update=dict(features.get(f.name, {}))) for f in cfg.features]})
     return loaded.model_copy(update={"cfg": cfg})
