@@ -37,14 +37,19 @@ class TransformRun:
     config: dict
 
 
-def raw_feature_spec(schema_path: str) -> dict[str, Any]:
-    """The raw spec Transform derives from the curated schema: varlen where cells may be empty."""
+def load_schema(schema_path: str):
+    """The curated schema (a text-format tensorflow_metadata Schema)."""
     from google.protobuf import text_format
     from tensorflow_metadata.proto.v0 import schema_pb2
+
+    return text_format.Parse(Path(schema_path).read_text(), schema_pb2.Schema())
+
+
+def raw_feature_spec(schema_path: str) -> dict[str, Any]:
+    """The raw spec Transform derives from the curated schema: varlen where cells may be empty."""
     from tensorflow_transform.tf_metadata import schema_utils
 
-    schema = text_format.Parse(Path(schema_path).read_text(), schema_pb2.Schema())
-    return schema_utils.schema_as_feature_spec(schema).feature_spec
+    return schema_utils.schema_as_feature_spec(load_schema(schema_path)).feature_spec
 
 
 def penguin_rows(spec: dict[str, Any]) -> list[dict[str, list]]:

@@ -32,10 +32,11 @@ FEATURE_NAMES = [f.name for f in _PENGUIN.cfg.features]
 
 def _integer_features() -> tuple[str, ...]:
     """Numeric features the curated schema types INT: int64 in tf.Examples, float32 in serving_default."""
-    from google.protobuf import text_format
     from tensorflow_metadata.proto.v0 import schema_pb2
 
-    schema = text_format.Parse(Path(_PENGUIN.schema_path).read_text(), schema_pb2.Schema())
+    from tests.support.penguin_transform import load_schema
+
+    schema = load_schema(_PENGUIN.schema_path)
     return tuple(f.name for f in schema.feature if f.type == schema_pb2.INT and f.name in NUMERIC_FEATURES)
 
 
@@ -66,19 +67,27 @@ def _trained_weights(seed: int) -> list:
     files = sorted(str(p) for p in (run.transformed_examples_dir / "Split-train").glob("*.gz"))
     records = list(tf.data.TFRecordDataset(files, compression_type="GZIP").as_numpy_iterator())
     batch = {k: np.asarray(v) for k, v in tf.io.parse_example(records, spec).items()}
-    labels = batch.pop(contract.transformed_name(_PENGUIN.cfg.label.name))
+    labels = batch.pop(_trainer_config().label.transformed_name)
     model.fit(batch, labels, batch_size=16, epochs=TRAINING_EPOCHS, verbose=0)
     return model.get_weights()
+
+
+@functools.lru_cache(maxsize=None)
+def _trainer_config():
+    """The penguin config as `run_fn` sees it."""
+    from trainer import trainer_config
+
+    return trainer_config.parse(_PENGUIN.cfg.trainer_config(), "tests")
 
 
 def _build(seed: int, tf_transform_output):
     """The trainer's Keras model for the penguin config (vocabulary sizes from the transform)."""
     import dataclasses
 
-    from trainer import task, trainer_config
+    from trainer import task
     from trainer.model import build_model
 
-    config = trainer_config.parse(_PENGUIN.cfg.trainer_config(), "tests")
+    config = _trainer_config()
     hparams = dataclasses.replace(config.model, seed=seed)
     return build_model(config.features, task.vocabulary_sizes(config, tf_transform_output), hparams, config.num_classes)
 
@@ -93,7 +102,7 @@ def write_model(
     import tensorflow_transform as tft
 
     from tests.support.penguin_transform import shared_transform_run
-    from trainer import export, trainer_config
+    from trainer import export
     from trainer.model import OUTPUT_LAYER
 
     export_dir = Path(export_dir)
@@ -105,14 +114,13 @@ def write_model(
         kernel, bias = output.get_weights()
         bias[favoured_class] += FAVOURED_BIAS
         output.set_weights([kernel, bias])
-    config = trainer_config.parse(_PENGUIN.cfg.trainer_config(), "tests")
     if not include_regression:
-        export.export_serving_model(model, tf_transform_output, config, str(export_dir))
+        export.export_serving_model(model, tf_transform_output, _trainer_config(), str(export_dir))
         return export_dir
     from tests.support.regression_fixture import add_regression_signature
 
     staging = export_dir.with_name(export_dir.name + ".classifier")
-    export.export_serving_model(model, tf_transform_output, config, str(staging))
+    export.export_serving_model(model, tf_transform_output, _trainer_config(), str(staging))
     add_regression_signature(staging, export_dir)
     shutil.rmtree(staging)
     return export_dir
