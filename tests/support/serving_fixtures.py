@@ -97,8 +97,13 @@ def write_model(
     favoured_class: int | None = None,
     seed: int = 0,
     include_regression: bool = False,
+    warmup_rows: int | None = None,
 ) -> Path:
-    """Exports the penguin model with `trainer.export.export_serving_model` to `export_dir`, returns it."""
+    """Exports the penguin model with `trainer.export.export_serving_model` to `export_dir`, returns it.
+
+    `warmup_rows` None keeps the exporter's warm-up records; 0 removes them (a model without warm-up
+    data); n replaces them with one request of n copies of PENGUIN_ROW.
+    """
     import tensorflow_transform as tft
 
     from tests.support.penguin_transform import shared_transform_run
@@ -114,15 +119,19 @@ def write_model(
         kernel, bias = output.get_weights()
         bias[favoured_class] += FAVOURED_BIAS
         output.set_weights([kernel, bias])
-    if not include_regression:
-        export.export_serving_model(model, tf_transform_output, _trainer_config(), str(export_dir))
-        return export_dir
-    from tests.support.regression_fixture import add_regression_signature
+    if include_regression:
+        from tests.support.regression_fixture import add_regression_signature
 
-    staging = export_dir.with_name(export_dir.name + ".classifier")
-    export.export_serving_model(model, tf_transform_output, _trainer_config(), str(staging))
-    add_regression_signature(staging, export_dir)
-    shutil.rmtree(staging)
+        staging = export_dir.with_name(export_dir.name + ".classifier")
+        export.export_serving_model(model, tf_transform_output, _trainer_config(), str(staging))
+        add_regression_signature(staging, export_dir)
+        shutil.rmtree(staging)
+    else:
+        export.export_serving_model(model, tf_transform_output, _trainer_config(), str(export_dir))
+    if warmup_rows == 0:
+        shutil.rmtree(export_dir / Path(contract.WARMUP_FILE).parent)
+    elif warmup_rows:
+        write_warmup_file(export_dir, [PENGUIN_ROW] * warmup_rows)
     return export_dir
 
 
