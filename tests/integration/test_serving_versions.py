@@ -142,7 +142,8 @@ def test_half_written_version_is_not_served_until_complete(store, base):
         shutil.rmtree(base / "2")
         shutil.copytree(store.variant(favoured_class=2), base / "2")
         wait_for(lambda: _predict(url)[1]["predictions"][0]["predicted_class"] == CLASS_NAMES[2], message="v2 serving")
-        assert _status(url)[1]["state"] == "END"
+        # v1 unloads after v2 serves; a trainer-built model takes a moment to unload, so poll for it.
+        wait_for(lambda: _status(url)[1]["state"] == "END", message="v1 unloaded")
     finally:
         server.stop()
 
