@@ -6,8 +6,8 @@ read their time budget from TFXPIPE_FUZZ_SECONDS and write their counts to TFXPI
 script runs each in its own pytest process with a longer budget and prints what was sent and how it
 ended; a failed property fails the run (exit 1) with pytest's report of the minimal failing input.
 
-    python benchmarks/fuzz.py --seconds 300                 # both, five minutes each
-    python benchmarks/fuzz.py --seconds 60 --only grpc --json-out fuzz.json
+    python -m benchmarks.fuzz --seconds 300                 # both, five minutes each
+    python -m benchmarks.fuzz --seconds 60 --only grpc --json-out fuzz.json
 """
 from __future__ import annotations
 

@@ -10,8 +10,8 @@ One run on one machine measures, for single-row penguin requests:
 Servers run in their own processes; the load generators (keep-alive HTTP/1.1 connections over raw
 asyncio streams, and grpc.aio) run here, so everything shares this machine's cores.
 
-    python benchmarks/serving.py                      # fixture model with the pipeline's signatures
-    python benchmarks/serving.py --model-base-path runs/serving/penguin --seconds 10 --json-out bench.json
+    python -m benchmarks.serving                      # fixture model with the pipeline's signatures
+    python -m benchmarks.serving --model-base-path runs/serving/penguin --seconds 10 --json-out bench.json
 
 The naive baseline needs FastAPI (`pip install fastapi`); it is skipped with a note otherwise.
 """
@@ -27,9 +27,7 @@ import tempfile
 import time
 from pathlib import Path
 
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
-ROW = {"bill_length_mm": 39.1, "bill_depth_mm": 18.7, "flipper_length_mm": 181.0, "body_mass_g": 3750.0,
-       "island": "Torgersen", "sex": "MALE"}
+from tests.support.serving_fixtures import PENGUIN_ROW as ROW
 
 
 # --- measurements --------------------------------------------------------------------------------------
@@ -66,7 +64,7 @@ def in_process(model_dir: str, seconds: float) -> list[dict]:
 
 
 async def _http_worker(port: int, request: bytes, deadline: float, latencies: list, errors: list) -> None:
-    from tests.serving_process import KeepAliveConnection
+    from tests.support.serving_process import KeepAliveConnection
 
     connection = await KeepAliveConnection.open(port)
     try:
@@ -82,7 +80,7 @@ async def _http_worker(port: int, request: bytes, deadline: float, latencies: li
 
 
 def http_load(name: str, port: int, path: str, concurrency: int, seconds: float) -> dict:
-    from tests.serving_process import http_request
+    from tests.support.serving_process import http_request
 
     request = http_request("POST", path, json.dumps({"instances": [ROW]}).encode())
 
@@ -170,8 +168,7 @@ def prepare_model(args, workdir: Path) -> tuple[str, str]:
         base = Path(args.model_base_path).resolve()
         version = max(int(p.name) for p in base.iterdir() if p.name.isdigit())
         return str(base), str(base / str(version))
-    sys.path.insert(0, str(PROJECT_ROOT))
-    from tests.serving_fixtures import write_model
+    from tests.support.serving_fixtures import write_model
 
     version_dir = write_model(workdir / "penguin" / "1")
     return str(workdir / "penguin"), str(version_dir)
@@ -184,9 +181,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json-out", help="Also write the results as JSON here.")
     args = parser.parse_args(argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    sys.path.insert(0, str(PROJECT_ROOT))
-    from tests.serving_fixtures import free_port
-    from tests.serving_process import BATCHING_CONFIG, running, serve_command
+    from tests.support.serving_fixtures import free_port
+    from tests.support.serving_process import BATCHING_CONFIG, running, serve_command
 
     workdir = Path(tempfile.mkdtemp(prefix="serving-bench-"))
     results = []
@@ -217,8 +213,8 @@ def naive_baseline(version_dir: str, workdir: Path, seconds: float) -> list[dict
     except ImportError:
         print("note: FastAPI is not installed; naive baseline skipped (pip install fastapi)", file=sys.stderr)
         return []
-    from tests.serving_fixtures import free_port
-    from tests.serving_process import running
+    from tests.support.serving_fixtures import free_port
+    from tests.support.serving_process import running
 
     script = workdir / "naive_app.py"
     script.write_text(NAIVE_APP)

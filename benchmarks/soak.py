@@ -1,13 +1,13 @@
 """Serving soak, long mode: REST and gRPC clients for minutes while versions are pushed and removed.
 
-The same driver as tests/integration/test_serving_soak.py (tests/serving_soak.py), run for longer:
+The same driver as tests/integration/test_serving_soak.py (tests/support/serving_soak.py), run for longer:
 `tfxpipe serve` in its own process with batching on, clients sending predict/classify/metadata/status
 without a version, a new version pushed every `--push-interval` seconds and the oldest deleted. Prints
 requests sent and failed, versions pushed/removed/seen, and the server's RSS after warm-up, at its
 maximum and at the end, with the growth per 100 load/unload cycles.
 
-    python benchmarks/soak.py --seconds 300
-    python benchmarks/soak.py --seconds 120 --rest-clients 8 --grpc-clients 4 --push-interval 0.5 --json-out soak.json
+    python -m benchmarks.soak --seconds 300
+    python -m benchmarks.soak --seconds 120 --rest-clients 8 --grpc-clients 4 --push-interval 0.5 --json-out soak.json
 """
 from __future__ import annotations
 
@@ -20,7 +20,6 @@ import sys
 import tempfile
 from pathlib import Path
 
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -34,8 +33,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json-out", help="Also write the figures as JSON here.")
     args = parser.parse_args(argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    sys.path.insert(0, str(PROJECT_ROOT))
-    from tests.serving_soak import SoakOptions, run_soak
+    from tests.support.serving_soak import SoakOptions, run_soak
 
     options = SoakOptions(seconds=args.seconds, rest_clients=args.rest_clients, grpc_clients=args.grpc_clients,
                           push_interval=args.push_interval, keep_versions=args.keep_versions,

@@ -26,12 +26,10 @@ from tfx.dsl.components.base import executor_spec
 from components import atomic_pusher, explained_evaluator
 from components.data_validation_gate import AcceptValidatedData, DataValidationGate
 from pipeline.config import THRESHOLD_METRICS, EvaluationConfig, LoadedConfig, PipelineConfig, ThresholdConfig
+from trainer import contract
 
 PREPROCESSING_FN = "trainer.preprocessing.preprocessing_fn"
 RUN_FN = "trainer.task.run_fn"
-#: The exported model's signature that takes serialized tf.Examples (see trainer/export.py).
-EXAMPLE_SIGNATURE = "classification"
-TRANSFORM_SIGNATURE = "transform_features"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -107,8 +105,11 @@ def slice_min_examples(evaluation: EvaluationConfig) -> list[dict]:
 def eval_config(cfg: PipelineConfig) -> tfma.EvalConfig:
     """TFMA config: overall + per-slice metrics, per-class precision/recall, and the blessing rules."""
     return tfma.EvalConfig(
-        model_specs=[tfma.ModelSpec(signature_name=EXAMPLE_SIGNATURE, prediction_key="scores",
-                                    label_key=cfg.label.name + "_xf", preprocessing_function_names=[TRANSFORM_SIGNATURE])],
+        # TFMA feeds serialized examples to the Classify signature and reads the transformed label
+        # from `transform_features`; every name is the exported model's contract.
+        model_specs=[tfma.ModelSpec(signature_name=contract.CLASSIFY_SIGNATURE, prediction_key=contract.SCORES,
+                                    label_key=contract.transformed_name(cfg.label.name),
+                                    preprocessing_function_names=[contract.TRANSFORM_SIGNATURE])],
         slicing_specs=[tfma.SlicingSpec()] + [tfma.SlicingSpec(feature_keys=keys) for keys in cfg.evaluation.sliced_by()],
         metrics_specs=[
             tfma.MetricsSpec(metrics=[_metric_config(m, cfg.evaluation) for m in THRESHOLD_METRICS]

@@ -12,6 +12,7 @@ from typing import Any, Optional
 
 from pipeline.config import ConfigError, LoadedConfig
 from pipeline.preflight import data_files
+from trainer import contract
 
 
 @dataclasses.dataclass(frozen=True)
@@ -51,7 +52,7 @@ def serve_and_query(loaded: LoadedConfig, serving_dir: Path, row: Optional[dict[
                             model_name=model_name, model_base_path=str(base_path.resolve()), host="127.0.0.1")
     with ModelServer(options) as server:
         with client.RestClient(f"http://127.0.0.1:{server.rest_port}", model_name) as rest:
-            rest_prediction = rest.predict([row])[0]
+            rest_prediction = rest.predict([row], signature_name=contract.SERVING_SIGNATURE)[0]
         with client.GrpcClient(f"127.0.0.1:{server.grpc_port}", model_name) as grpc_client:
-            grpc_prediction = grpc_client.predict([row])[0]
+            grpc_prediction = grpc_client.predict([row], signature_name=contract.SERVING_SIGNATURE)[0]
     return ServeCheck(row=row, rest_prediction=rest_prediction, grpc_prediction=grpc_prediction, version=versions[-1])

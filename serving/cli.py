@@ -13,6 +13,7 @@ from typing import Any
 import click
 
 from serving.options import default  # the flags' defaults are ServerOptions' (no heavy imports)
+from trainer import contract
 
 # tensorflow_model_server flags this server does not implement: named in the error instead of "no such option".
 UNSUPPORTED_TF_SERVING_FLAGS = (
@@ -130,7 +131,8 @@ def _announce(server) -> None:
 @click.option("--grpc", "grpc_target", default=None, help="gRPC target host:port, instead of REST.")
 @click.option("--json", "json_rows", default=None, help="One row (JSON object) or a list of rows.")
 @click.option("--file", "rows_file", type=click.File("r"), default=None, help="JSON Lines file of rows ('-' = stdin).")
-@click.option("--signature", default="serving_default", show_default=True)
+@click.option("--signature", default=contract.SERVING_SIGNATURE, show_default=True,
+              help="Signature taking raw features (the exported model's default).")
 @click.option("--version", type=int, default=None, help="Model version (default: latest).")
 @click.option("--label", default=None, help="Version label (e.g. stable).")
 @click.option("--timeout", type=float, default=10.0, show_default=True, help="Seconds per request.")

@@ -18,7 +18,10 @@ import math
 import time
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
-DEFAULT_SIGNATURE = "serving_default"
+from trainer import contract
+
+#: Raw feature rows go to the exported model's raw-feature signature unless told otherwise.
+DEFAULT_SIGNATURE = contract.SERVING_SIGNATURE
 _FLOAT_DTYPES = {"DT_FLOAT", "DT_DOUBLE", "DT_HALF", "DT_BFLOAT16"}
 _INT_DTYPES = {"DT_INT8", "DT_INT16", "DT_INT32", "DT_INT64", "DT_UINT8", "DT_UINT16", "DT_UINT32", "DT_UINT64"}
 
@@ -48,14 +51,14 @@ class Prediction:
 
     @property
     def class_scores(self) -> dict[str, float]:
-        classes, scores = self.outputs.get("classes"), self.outputs.get("scores")
+        classes, scores = self.outputs.get(contract.CLASSES), self.outputs.get(contract.SCORES)
         if not isinstance(classes, list) or not isinstance(scores, list) or len(classes) != len(scores):
             return {}
         return {str(name): float(score) for name, score in zip(classes, scores)}
 
     @property
     def predicted_class(self) -> str | None:
-        predicted = self.outputs.get("predicted_class")
+        predicted = self.outputs.get(contract.PREDICTED_CLASS)
         if predicted is not None:
             return str(predicted)
         scores = self.class_scores
@@ -140,7 +143,8 @@ class RestClient:
         answer = self._request("POST", f"{self._model_path}:predict", body)
         return [Prediction(p if isinstance(p, dict) else {"output": p}) for p in answer["predictions"]]
 
-    def classify(self, examples: Sequence[Mapping[str, Any]], signature_name: str = "classification") -> list[dict[str, float]]:
+    def classify(self, examples: Sequence[Mapping[str, Any]],
+                 signature_name: str = contract.CLASSIFY_SIGNATURE) -> list[dict[str, float]]:
         answer = self._request("POST", f"{self._model_path}:classify",
                                {"signature_name": signature_name, "examples": list(examples)})
         return [{str(label): float(score) for label, score in row} for row in answer["results"]]

@@ -1,17 +1,21 @@
 """Exports the trained model as a SavedModel whose signatures are the serving contract.
 
-Signatures (the model server, TF Serving, the TFMA Evaluator and the REST client rely on these names):
+Every name below comes from `trainer.contract`, which the model server, TF Serving, the TFMA Evaluator
+config, the client and the tests read too:
 
-- `serving_default`: one `[None]` tensor per configured raw feature — float32 for numeric features
+- `SERVING_SIGNATURE`: one `[None]` tensor per configured raw feature — float32 for numeric features
   (whatever the schema's dtype; NaN means missing for columns the schema allows to be missing),
-  string for categorical ones — so JSON clients never need to know the schema. Outputs `scores`
-  float32 [N, K], `classes` string [N, K] and `predicted_class` string [N].
-- `classification`: `inputs` = serialized tf.Example [None] -> `classes`, `scores`; its method_name is
-  rewritten to `tensorflow/serving/classify`, which TF Serving's Classify API insists on.
-- `transform_features`: `examples` = serialized tf.Example [None] -> every transformed feature,
-  including `<label>_xf` when the examples carry the label, for TFMA and skew checks.
+  string for categorical ones — so JSON clients never need to know the schema. Outputs `SCORES`
+  float32 [N, K], `CLASSES` string [N, K] and `PREDICTED_CLASS` string [N].
+- `CLASSIFY_SIGNATURE`: `CLASSIFY_INPUTS` = serialized tf.Example [None] -> `CLASSES`, `SCORES`; its
+  method_name is rewritten to `CLASSIFY_METHOD`, which TF Serving's Classify API insists on.
+- `TRANSFORM_SIGNATURE`: `TRANSFORM_INPUTS` = serialized tf.Example [None] -> every transformed
+  feature, including the label's when the examples carry it, for TFMA and skew checks.
 
-Warm-up requests for `serving_default` are written to `assets.extra/tf_serving_warmup_requests`.
+Examples may omit any configured feature: it is then missing, exactly like NaN or "" in
+`serving_default` (imputed, or the missing category), so both entry points agree on what "missing" is.
+
+Warm-up requests for `SERVING_SIGNATURE` are written to `contract.WARMUP_FILE`.
 """
 from __future__ import annotations
 
@@ -21,42 +25,38 @@ from typing import Any, Mapping
 import tensorflow as tf
 import tensorflow_transform as tft
 
-from trainer import features, warmup
-
-SERVING_SIGNATURE = "serving_default"
-CLASSIFY_SIGNATURE = "classification"
-TRANSFORM_SIGNATURE = "transform_features"
-CLASSIFY_METHOD_NAME = "tensorflow/serving/classify"
+from trainer import contract, warmup
+from trainer.trainer_config import TrainerConfig
 
 
 class ServingModule(tf.Module):
     """Holds the Keras model and the TFT layer so both are tracked and saved with the signatures."""
 
-    def __init__(self, model, tf_transform_output: tft.TFTransformOutput, config: Mapping[str, Any]):
+    def __init__(self, model, tf_transform_output: tft.TFTransformOutput, config: TrainerConfig):
         super().__init__(name="serving_module")
         self.model = model
         self.tft_layer = tf_transform_output.transform_features_layer()
         self._raw_spec = tf_transform_output.raw_feature_spec()
-        self._config = dict(config)
-        self._model_keys = [features.transformed_name(n) for n in features.feature_names(config)]
-        self._class_names = tf.constant(features.class_names(config))
-        _check_supported_specs(self._raw_spec, features.feature_names(config))
+        self._config = config
+        self._model_keys = [spec.transformed_name for spec in config.features]
+        self._class_names = tf.constant(list(config.label.classes))
+        _check_supported_specs(self._raw_spec, config.feature_names)
 
     def predict_raw(self, inputs: Mapping[str, tf.Tensor]) -> dict[str, tf.Tensor]:
         """serving_default: JSON-friendly [None] tensors -> scores, classes, predicted_class."""
         raw = {name: self._raw_column(name, value) for name, value in inputs.items()}
         scores = self._scores(raw)
         return {
-            "scores": scores,
-            "classes": self._classes_per_row(scores),
-            "predicted_class": tf.gather(self._class_names, tf.argmax(scores, axis=1)),
+            contract.SCORES: scores,
+            contract.CLASSES: self._classes_per_row(scores),
+            contract.PREDICTED_CLASS: tf.gather(self._class_names, tf.argmax(scores, axis=1)),
         }
 
     def classify_examples(self, serialized: tf.Tensor) -> dict[str, tf.Tensor]:
         """classification: serialized tf.Examples (label not needed) -> classes, scores."""
         raw = tf.io.parse_example(serialized, self._parse_spec(with_label=False))
         scores = self._scores(raw)
-        return {"classes": self._classes_per_row(scores), "scores": scores}
+        return {contract.CLASSES: self._classes_per_row(scores), contract.SCORES: scores}
 
     def transform_examples(self, serialized: tf.Tensor) -> dict[str, tf.Tensor]:
         """transform_features: serialized tf.Examples -> transformed features (label when present)."""
@@ -73,13 +73,13 @@ class ServingModule(tf.Module):
         return tf.tile(self._class_names[tf.newaxis, :], [tf.shape(scores)[0], 1])
 
     def _parse_spec(self, with_label: bool) -> dict[str, Any]:
-        """Raw spec of the configured features, plus the label made optional when asked for.
+        """Raw spec of the configured features, plus the label when asked for, each made optional.
 
         Only configured columns are parsed, so examples need not carry unused schema columns; the TFT
         layer supplies placeholders for raw inputs it is not given.
         """
-        spec = {name: self._raw_spec[name] for name in features.feature_names(self._config)}
-        label = features.label_name(self._config)
+        spec = {name: _optional(self._raw_spec[name]) for name in self._config.feature_names}
+        label = self._config.label.name
         if with_label and label in self._raw_spec:
             spec[label] = _optional(self._raw_spec[label])
         return spec
@@ -113,9 +113,13 @@ def _varlen_column(value: tf.Tensor, present: tf.Tensor) -> tf.SparseTensor:
 
 
 def _optional(spec: Any) -> Any:
-    """A parse spec that accepts examples lacking the column (default empty / zero)."""
+    """A parse spec that accepts examples lacking the column.
+
+    The default is what `serving_default` sends for a missing value where one exists: "" for strings
+    (the missing category), NaN for floats; integers have no such value and get 0.
+    """
     if isinstance(spec, tf.io.FixedLenFeature) and spec.default_value is None:
-        fill = "" if spec.dtype == tf.string else 0
+        fill = "" if spec.dtype == tf.string else float("nan") if spec.dtype.is_floating else 0
         size = 1
         for dim in spec.shape:
             size *= int(dim)
@@ -136,36 +140,36 @@ def _check_supported_specs(raw_spec: Mapping[str, Any], names: list[str]) -> Non
             raise ValueError(f"feature {name!r}: serving supports one value per row, schema spec is {spec}")
 
 
-def serving_input_signature(config: Mapping[str, Any]) -> dict[str, tf.TensorSpec]:
+def serving_input_signature(config: TrainerConfig) -> dict[str, tf.TensorSpec]:
     """serving_default inputs: float32 for every numeric feature, string for every categorical one."""
     return {
-        spec["name"]: tf.TensorSpec(
-            [None], tf.float32 if spec["type"] == features.NUMERIC else tf.string, name=spec["name"]
-        )
-        for spec in features.feature_specs(config)
+        spec.name: tf.TensorSpec([None], tf.float32 if spec.is_numeric else tf.string, name=spec.name)
+        for spec in config.features
     }
 
 
-def make_signatures(module: ServingModule, config: Mapping[str, Any]) -> dict[str, Any]:
+def make_signatures(module: ServingModule, config: TrainerConfig) -> dict[str, Any]:
     """Concrete functions for the three exported signatures, keyed by signature name."""
     return {
-        SERVING_SIGNATURE: tf.function(module.predict_raw).get_concrete_function(serving_input_signature(config)),
-        CLASSIFY_SIGNATURE: tf.function(module.classify_examples).get_concrete_function(
-            tf.TensorSpec([None], tf.string, name="inputs")
+        contract.SERVING_SIGNATURE: tf.function(module.predict_raw).get_concrete_function(
+            serving_input_signature(config)
         ),
-        TRANSFORM_SIGNATURE: tf.function(module.transform_examples).get_concrete_function(
-            tf.TensorSpec([None], tf.string, name="examples")
+        contract.CLASSIFY_SIGNATURE: tf.function(module.classify_examples).get_concrete_function(
+            tf.TensorSpec([None], tf.string, name=contract.CLASSIFY_INPUTS)
+        ),
+        contract.TRANSFORM_SIGNATURE: tf.function(module.transform_examples).get_concrete_function(
+            tf.TensorSpec([None], tf.string, name=contract.TRANSFORM_INPUTS)
         ),
     }
 
 
 def export_serving_model(
-    model, tf_transform_output: tft.TFTransformOutput, config: Mapping[str, Any], export_dir: str
+    model, tf_transform_output: tft.TFTransformOutput, config: TrainerConfig, export_dir: str
 ) -> str:
     """Saves model + transform graph with the contract's signatures and warm-up data; returns export_dir."""
     module = ServingModule(model, tf_transform_output, config)
     tf.saved_model.save(module, export_dir, signatures=make_signatures(module, config))
-    set_signature_method_name(export_dir, CLASSIFY_SIGNATURE, CLASSIFY_METHOD_NAME)
+    set_signature_method_name(export_dir, contract.CLASSIFY_SIGNATURE, contract.CLASSIFY_METHOD)
     warmup.write_warmup_requests(export_dir, config, tf_transform_output)
     return export_dir
 

@@ -18,7 +18,7 @@ from typing import Any, Mapping, Optional
 import tensorflow as tf
 import tensorflow_transform as tft
 
-from trainer import features
+from trainer import features, trainer_config
 
 TensorLike = Any  # tf.Tensor | tf.SparseTensor | tf.RaggedTensor
 
@@ -28,23 +28,17 @@ def preprocessing_fn(inputs: Mapping[str, TensorLike], custom_config: Optional[M
 
     The label is transformed only when present in `inputs`, so the same graph serves unlabeled data.
     """
-    if not custom_config:
-        raise ValueError(
-            "preprocessing_fn needs custom_config (PipelineConfig.trainer_config()); "
-            "pass custom_config to the Transform component"
-        )
+    config = trainer_config.parse(custom_config, "preprocessing_fn")
     outputs = {}
-    for spec in features.feature_specs(custom_config):
-        name = spec["name"]
-        if spec["type"] == features.NUMERIC:
-            outputs[features.transformed_name(name)] = impute_and_scale(inputs[name])
+    for spec in config.features:
+        if spec.is_numeric:
+            outputs[spec.transformed_name] = impute_and_scale(inputs[spec.name])
         else:
-            outputs[features.transformed_name(name)] = categorical_ids(
-                inputs[name], name, top_k=spec.get("top_k"), oov_buckets=spec.get("oov_buckets") or 1
+            outputs[spec.transformed_name] = categorical_ids(
+                inputs[spec.name], spec.name, top_k=spec.top_k, oov_buckets=spec.oov_buckets
             )
-    label = features.label_name(custom_config)
-    if label in inputs:
-        outputs[features.label_key(custom_config)] = label_ids(inputs[label], features.class_names(custom_config))
+    if config.label.name in inputs:
+        outputs[config.label.transformed_name] = label_ids(inputs[config.label.name], list(config.label.classes))
     return outputs
 
 

@@ -19,8 +19,9 @@ import tensorflow_transform as tft
 from absl import logging
 from tfx_bsl.public import tfxio
 
-from trainer import export, features
+from trainer import export, features, trainer_config
 from trainer.model import build_model
+from trainer.trainer_config import ModelHparams, TrainerConfig
 
 SUMMARY_FILE = "training_summary.json"
 
@@ -32,35 +33,35 @@ def make_strategy() -> tf.distribute.MirroredStrategy:
 
 
 def make_dataset(
-    fn_args, file_patterns: list[str], tf_transform_output: tft.TFTransformOutput, config: Mapping[str, Any],
+    fn_args, file_patterns: list[str], tf_transform_output: tft.TFTransformOutput, config: TrainerConfig,
     batch_size: int, shuffle: bool,
 ) -> tf.data.Dataset:
     """A finite (one pass) dataset of (transformed features, label id) batches."""
     options = tfxio.TensorFlowDatasetOptions(
         batch_size=batch_size,
-        label_key=features.label_key(config),
+        label_key=config.label.transformed_name,
         num_epochs=1,
         shuffle=shuffle,
-        shuffle_seed=int(features.model_hparams(config).get("seed", 42)) if shuffle else None,
+        shuffle_seed=config.model.seed if shuffle else None,
     )
     return fn_args.data_accessor.tf_dataset_factory(
         file_patterns, options, tf_transform_output.transformed_metadata.schema
     )
 
 
-def vocabulary_sizes(config: Mapping[str, Any], tf_transform_output: tft.TFTransformOutput) -> dict[str, int]:
+def vocabulary_sizes(config: TrainerConfig, tf_transform_output: tft.TFTransformOutput) -> dict[str, int]:
     """Vocabulary entries of each categorical feature, read from the files Transform wrote."""
     return {
-        name: tf_transform_output.vocabulary_size_by_name(features.vocabulary_file_name(name))
-        for name in features.categorical_feature_names(config)
+        spec.name: tf_transform_output.vocabulary_size_by_name(features.vocabulary_file_name(spec.name))
+        for spec in config.categorical_features
     }
 
 
-def _callbacks(fn_args, hparams: Mapping[str, Any]) -> list[keras.callbacks.Callback]:
+def _callbacks(fn_args, hparams: ModelHparams) -> list[keras.callbacks.Callback]:
     return [
         keras.callbacks.EarlyStopping(
             monitor="val_loss",
-            patience=int(hparams.get("early_stopping_patience", 5)),
+            patience=hparams.early_stopping_patience,
             restore_best_weights=True,
         ),
         keras.callbacks.TensorBoard(log_dir=fn_args.model_run_dir, update_freq="epoch"),
@@ -77,15 +78,13 @@ def _steps_per_epoch(train_steps: Optional[int], epochs: int) -> Optional[int]:
 
 def run_fn(fn_args) -> None:
     """Trains the configured classifier and exports it to `fn_args.serving_model_dir`."""
-    config = fn_args.custom_config
-    if not config:
-        raise ValueError("Trainer needs custom_config (PipelineConfig.trainer_config()); pass it to the component")
-    hparams = features.model_hparams(config)
+    config = trainer_config.parse(fn_args.custom_config, "run_fn")
+    hparams = config.model
     tf_transform_output = tft.TFTransformOutput(fn_args.transform_graph_path or fn_args.transform_output)
 
     strategy = make_strategy()
-    global_batch = int(hparams.get("batch_size_per_replica", 32)) * strategy.num_replicas_in_sync
-    epochs = int(hparams.get("epochs", 50))
+    global_batch = hparams.batch_size_per_replica * strategy.num_replicas_in_sync
+    epochs = hparams.epochs
     steps_per_epoch = _steps_per_epoch(fn_args.train_steps, epochs)
     train = make_dataset(fn_args, fn_args.train_files, tf_transform_output, config, global_batch, shuffle=True)
     if steps_per_epoch:
@@ -93,12 +92,7 @@ def run_fn(fn_args) -> None:
     validation = make_dataset(fn_args, fn_args.eval_files, tf_transform_output, config, global_batch, shuffle=False)
 
     with strategy.scope():
-        model = build_model(
-            features.feature_specs(config),
-            vocabulary_sizes(config, tf_transform_output),
-            hparams,
-            features.num_classes(config),
-        )
+        model = build_model(config.features, vocabulary_sizes(config, tf_transform_output), hparams, config.num_classes)
     logging.info("Training on %d replica(s), global batch %d", strategy.num_replicas_in_sync, global_batch)
     with warnings.catch_warnings():
         # Finite datasets have unknown cardinality until the first epoch ends; Keras 3 then warns that

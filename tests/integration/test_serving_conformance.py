@@ -17,7 +17,7 @@ import os
 
 import pytest
 
-from tests.serving_fixtures import (
+from tests.support.serving_fixtures import (
     EXAMPLE_ROW, FEATURE_NAMES, NUMERIC_FEATURES, PENGUIN_ROW, ModelStore, start_server,
 )
 
@@ -43,7 +43,7 @@ def target(tmp_path_factory):
         yield (REAL_REST.rstrip("/") if REAL_REST else None, REAL_GRPC, name, version)
         return
     root = tmp_path_factory.mktemp("conformance")
-    store = ModelStore(root / "built")
+    store = ModelStore()
     base = root / "models" / "penguin"
     base.mkdir(parents=True)
     store.push(base, 3)

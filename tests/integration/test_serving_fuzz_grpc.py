@@ -3,8 +3,8 @@
 Three fuzzers share the budget (`TFXPIPE_FUZZ_SECONDS`, default 20 s): Hypothesis-built hostile request
 messages for every PredictionService and ModelService method; mutated bytes of valid requests; and
 TensorProtos decoded by the server's serving.tensors and by TensorFlow itself, which must agree. The
-property for every call (tests/grpc_fuzz_harness.py): it ends within a per-call timeout with the status
-TF Serving answers that request with (tests/tf_serving_statuses.py), INTERNAL if it does not parse, as
+property for every call (tests/support/grpc_fuzz_harness.py): it ends within a per-call timeout with the status
+TF Serving answers that request with (tests/support/tf_serving_statuses.py), INTERNAL if it does not parse, as
 gRPC's C++ deserializer answers for TF Serving; nothing logs an exception; memory never grows by a huge
 allocation. A valid predict answers over gRPC and REST after each fuzzer.
 
@@ -25,14 +25,14 @@ import pytest
 from hypothesis import strategies as st
 
 from serving import tensors
-from tests import grpc_request_strategies as requests
-from tests.grpc_fuzz_harness import MAX_GROWTH_BYTES, Caller, ExceptionRecords, FuzzReport, peak_rss_bytes, \
+from tests.support import grpc_request_strategies as requests
+from tests.support.grpc_fuzz_harness import MAX_GROWTH_BYTES, Caller, ExceptionRecords, FuzzReport, peak_rss_bytes, \
     spend_budget
-from tests.serving_fixtures import (
+from tests.support.serving_fixtures import (
     EXAMPLE_ROW, PENGUIN_ROW, ModelStore, assert_alive, example_bytes, hostile_predict_requests, predict_request,
     start_server,
 )
-from tests.tf_serving_statuses import TooLargeToParse, tensorflow_tensor
+from tests.support.tf_serving_statuses import TooLargeToParse, tensorflow_tensor
 
 pytestmark = [pytest.mark.slow, pytest.mark.filterwarnings("ignore:Unexpected end-group tag:RuntimeWarning")]
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -45,7 +45,7 @@ def base_path(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("fuzz_grpc")
     base = root / "models" / requests.MODEL_NAME
     base.mkdir(parents=True)
-    ModelStore(root / "store").push(base, 1, include_regression=True)
+    ModelStore().push(base, 1, include_regression=True)
     return base
 
 

@@ -29,7 +29,7 @@ import time
 
 import pytest
 
-from tests.serving_fixtures import (
+from tests.support.serving_fixtures import (
     EXAMPLE_ROW, INTEGER_FEATURES, NUMERIC_FEATURES, PENGUIN_ROW, ModelStore, start_server,
 )
 
@@ -83,7 +83,7 @@ def server(tmp_path_factory):
     root = tmp_path_factory.mktemp("fuzz_rest")
     base = root / "models" / "penguin"
     base.mkdir(parents=True)
-    ModelStore(root / "store").push(base, 1, include_regression=True)
+    ModelStore().push(base, 1, include_regression=True)
     config = root / "models.config"
     config.write_text(f"model_config_list {{ config {{ name: 'penguin' base_path: '{base}' model_platform: "
                       "'tensorflow' version_labels { key: 'stable' value: 1 } } }\n")

@@ -14,7 +14,7 @@ import time
 
 import pytest
 
-from tests.serving_fixtures import (
+from tests.support.serving_fixtures import (
     PENGUIN_ROW, ModelStore, assert_alive, hostile_predict_requests, predict_request, start_server,
 )
 
@@ -29,7 +29,7 @@ def server(tmp_path_factory):
     root = tmp_path_factory.mktemp("hostile")
     base = root / "models" / "penguin"
     base.mkdir(parents=True)
-    ModelStore(root / "store").push(base, 1, include_regression=True)
+    ModelStore().push(base, 1, include_regression=True)
     server = start_server(model_name="penguin", model_base_path=str(base), rest_api_max_body_bytes=MAX_BODY,
                           rest_api_read_timeout_seconds=READ_TIMEOUT, enable_model_warmup=False)
     yield server
@@ -303,7 +303,7 @@ def test_grpc_request_over_the_configured_message_limit_is_resource_exhausted(tm
 
     base = tmp_path / "models" / "penguin"
     base.mkdir(parents=True)
-    ModelStore(tmp_path / "store").push(base, 1)
+    ModelStore().push(base, 1)
     limited = start_server(model_name="penguin", model_base_path=str(base), enable_model_warmup=False,
                            grpc_channel_arguments="grpc.max_receive_message_length=65536")
     try:

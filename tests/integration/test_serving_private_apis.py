@@ -13,7 +13,7 @@ import pytest
 
 from serving import servable as servable_module
 from serving.servable import Servable
-from tests.serving_fixtures import PENGUIN_ROW, write_model
+from tests.support.serving_fixtures import PENGUIN_ROW, write_model
 from trainer import contract
 
 pytestmark = pytest.mark.slow

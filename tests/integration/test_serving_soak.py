@@ -1,5 +1,5 @@
 """The serving soak, bounded for CI: REST and gRPC clients against `tfxpipe serve` in its own process
-while a version is pushed every second and the oldest removed (tests/serving_soak.py drives it).
+while a version is pushed every second and the oldest removed (tests/support/serving_soak.py drives it).
 
 `TFXPIPE_SOAK_SECONDS` sets how long the clients run (default 20); benchmarks/soak.py is the long mode
 and docs/reliability.md ("The server under load") holds its figures.
@@ -10,7 +10,7 @@ import os
 
 import pytest
 
-from tests.serving_soak import SoakOptions, run_soak
+from tests.support.serving_soak import SoakOptions, run_soak
 
 pytestmark = pytest.mark.slow
 

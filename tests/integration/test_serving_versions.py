@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.serving_fixtures import (
+from tests.support.serving_fixtures import (
     CLASS_NAMES, PENGUIN_ROW, ModelStore, free_port, start_server, wait_for, write_corrupt_version,
 )
 
@@ -19,8 +19,8 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def store(tmp_path_factory):
-    return ModelStore(tmp_path_factory.mktemp("serving_models"))
+def store():
+    return ModelStore()
 
 
 @pytest.fixture
@@ -52,7 +52,7 @@ def test_new_version_pushed_under_load_serves_with_zero_failed_requests(store, b
     import grpc
     from tensorflow_serving.apis import prediction_service_pb2_grpc
 
-    from tests.serving_fixtures import predict_request
+    from tests.support.serving_fixtures import predict_request
 
     store.push(base, 1, favoured_class=0)
     server = start_server(model_name="penguin", model_base_path=str(base), enable_batching=True,
@@ -142,7 +142,8 @@ def test_half_written_version_is_not_served_until_complete(store, base):
         shutil.rmtree(base / "2")
         shutil.copytree(store.variant(favoured_class=2), base / "2")
         wait_for(lambda: _predict(url)[1]["predictions"][0]["predicted_class"] == CLASS_NAMES[2], message="v2 serving")
-        assert _status(url)[1]["state"] == "END"
+        # v1 unloads after v2 serves; a trainer-built model takes a moment to unload, so poll for it.
+        wait_for(lambda: _status(url)[1]["state"] == "END", message="v1 unloaded")
     finally:
         server.stop()
 
@@ -238,7 +239,7 @@ def test_latest_two_policy_and_prometheus_metrics(store, base, tmp_path):
 def test_sigterm_stops_accepting_finishes_and_exits_zero(store, base, tmp_path):
     import socket
 
-    from tests.serving_process import BATCHING_CONFIG, running, serve_command
+    from tests.support.serving_process import BATCHING_CONFIG, running, serve_command
 
     store.push(base, 1)
     rest_port, grpc_port = free_port(), free_port()
@@ -325,7 +326,7 @@ def test_warmup_records_are_replayed_and_a_failing_one_fails_the_load(store, bas
     import tensorflow as tf
     from tensorflow_serving.apis import prediction_log_pb2
 
-    from tests.serving_fixtures import predict_request, write_warmup_file
+    from tests.support.serving_fixtures import predict_request, write_warmup_file
 
     store.push(base, 1, favoured_class=0)
     caplog.set_level(logging.INFO, logger="serving.warmup")

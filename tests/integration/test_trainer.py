@@ -14,6 +14,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from trainer import contract
+
 pytestmark = pytest.mark.slow
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -93,7 +95,7 @@ def loaded(trained):
 
 
 def test_exports_the_contract_signatures(loaded):
-    assert {"serving_default", "classification", "transform_features"} <= set(loaded.signatures)
+    assert {contract.SERVING_SIGNATURE, contract.CLASSIFY_SIGNATURE, contract.TRANSFORM_SIGNATURE} <= set(loaded.signatures)
 
 
 def test_serving_default_takes_raw_float_and_string_features(loaded):
@@ -108,13 +110,14 @@ def test_serving_default_takes_raw_float_and_string_features(loaded):
         "sex": ["male", "female", ""],
     }
     inputs = {k: tf.constant(v, tf.string if isinstance(v[0], str) else tf.float32) for k, v in rows.items()}
-    outputs = loaded.signatures["serving_default"](**inputs)
-    assert outputs["scores"].dtype == tf.float32 and outputs["scores"].shape == (3, 3)
-    assert np.isfinite(outputs["scores"].numpy()).all()
-    np.testing.assert_allclose(outputs["scores"].numpy().sum(axis=1), 1.0, rtol=1e-5)
-    assert outputs["classes"].numpy().tolist() == [[b"Adelie", b"Chinstrap", b"Gentoo"]] * 3
-    assert outputs["predicted_class"].numpy().tolist()[0] == b"Adelie"
-    assert outputs["predicted_class"].numpy().tolist()[1] == b"Gentoo"
+    outputs = loaded.signatures[contract.SERVING_SIGNATURE](**inputs)
+    scores = outputs[contract.SCORES]
+    assert scores.dtype == tf.float32 and scores.shape == (3, 3)
+    assert np.isfinite(scores.numpy()).all()
+    np.testing.assert_allclose(scores.numpy().sum(axis=1), 1.0, rtol=1e-5)
+    assert outputs[contract.CLASSES].numpy().tolist() == [[b"Adelie", b"Chinstrap", b"Gentoo"]] * 3
+    assert outputs[contract.PREDICTED_CLASS].numpy().tolist()[0] == b"Adelie"
+    assert outputs[contract.PREDICTED_CLASS].numpy().tolist()[1] == b"Gentoo"
 
 
 def _example(values: dict):
@@ -139,33 +142,48 @@ def test_classification_signature_on_serialized_examples(loaded, trained):
     import tensorflow as tf
     from tensorflow.core.protobuf import saved_model_pb2
 
-    outputs = loaded.signatures["classification"](inputs=tf.constant([_example(GENTOO), _example(GENTOO)]))
-    assert outputs["classes"].shape == (2, 3) and outputs["scores"].shape == (2, 3)
-    best = outputs["classes"].numpy()[0][np.argmax(outputs["scores"].numpy()[0])]
+    examples = tf.constant([_example(GENTOO), _example(GENTOO)])
+    outputs = loaded.signatures[contract.CLASSIFY_SIGNATURE](**{contract.CLASSIFY_INPUTS: examples})
+    classes, scores = outputs[contract.CLASSES], outputs[contract.SCORES]
+    assert classes.shape == (2, 3) and scores.shape == (2, 3)
+    best = classes.numpy()[0][np.argmax(scores.numpy()[0])]
     assert best == b"Gentoo"
     saved_model = saved_model_pb2.SavedModel.FromString((trained[0] / "saved_model.pb").read_bytes())
-    assert saved_model.meta_graphs[0].signature_def["classification"].method_name == "tensorflow/serving/classify"
+    signature = saved_model.meta_graphs[0].signature_def[contract.CLASSIFY_SIGNATURE]
+    assert signature.method_name == "tensorflow/serving/classify"  # TF Serving's own name, spelled out
+
+
+def test_classification_examples_may_omit_features(loaded):
+    """A feature an example lacks is missing, as NaN or "" is in serving_default: imputed, not an error."""
+    import tensorflow as tf
+
+    examples = tf.constant([_example({"bill_length_mm": 47.5}), _example({})])
+    outputs = loaded.signatures[contract.CLASSIFY_SIGNATURE](**{contract.CLASSIFY_INPUTS: examples})
+    assert np.isfinite(outputs[contract.SCORES].numpy()).all()
+    np.testing.assert_allclose(outputs[contract.SCORES].numpy().sum(axis=1), 1.0, rtol=1e-5)
 
 
 def test_transform_features_with_and_without_label(loaded):
     import tensorflow as tf
 
     with_label = _example({**GENTOO, "species": "Gentoo", "year": 2008})
-    outputs = loaded.signatures["transform_features"](examples=tf.constant([with_label, _example(GENTOO)]))
+    examples = tf.constant([with_label, _example(GENTOO)])
+    outputs = loaded.signatures[contract.TRANSFORM_SIGNATURE](**{contract.TRANSFORM_INPUTS: examples})
     assert outputs["species_xf"].numpy().tolist() == [2, -1]  # a missing label is parsed as "", id -1
     assert {"bill_length_mm_xf", "island_xf", "sex_xf"} <= set(outputs)
+    assert {contract.transformed_name(n) for n in ("species", "island")} <= set(outputs)
 
 
 def test_warmup_requests_parse_and_run(loaded, trained):
     import tensorflow as tf
     from tensorflow_serving.apis import prediction_log_pb2
 
-    path = trained[0] / "assets.extra" / "tf_serving_warmup_requests"
+    path = trained[0] / contract.WARMUP_FILE
     records = [prediction_log_pb2.PredictionLog.FromString(r.numpy()) for r in tf.data.TFRecordDataset(str(path))]
     assert len(records) >= 1
     request = records[0].predict_log.request
-    assert request.model_spec.signature_name == "serving_default"
+    assert request.model_spec.signature_name == contract.SERVING_SIGNATURE
     inputs = {name: tf.make_ndarray(proto) for name, proto in request.inputs.items()}
     assert set(inputs) == {f["name"] for f in trained[2]["features"]}
-    outputs = loaded.signatures["serving_default"](**{k: tf.constant(v) for k, v in inputs.items()})
-    assert outputs["scores"].shape[0] == len(inputs["island"])
+    outputs = loaded.signatures[contract.SERVING_SIGNATURE](**{k: tf.constant(v) for k, v in inputs.items()})
+    assert outputs[contract.SCORES].shape[0] == len(inputs["island"])

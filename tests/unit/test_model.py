@@ -4,15 +4,22 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from tests.support.trainer_configs import trainer_config_dict
+from trainer import trainer_config
 from trainer.model import ACCURACY_METRIC, build_model, categorical_depth
 
-FEATURES = [
-    {"name": "size", "type": "numeric", "oov_buckets": 1, "top_k": None, "embedding_dim": None},
-    {"name": "colour", "type": "categorical", "oov_buckets": 1, "top_k": None, "embedding_dim": None},
-    {"name": "shape", "type": "categorical", "oov_buckets": 2, "top_k": None, "embedding_dim": 3},
-]
+CONFIG = trainer_config.parse(trainer_config_dict(
+    features=[
+        {"name": "size", "type": "numeric"},
+        {"name": "colour", "type": "categorical", "oov_buckets": 1},
+        {"name": "shape", "type": "categorical", "oov_buckets": 2, "embedding_dim": 3},
+    ],
+    label={"name": "kind", "classes": ["a", "b", "c"]},
+    hidden_units=[8], dropout=0.1, learning_rate=0.05, seed=7,
+), "test")
+FEATURES = CONFIG.features
 VOCABULARY_SIZES = {"colour": 3, "shape": 4}
-HPARAMS = {"hidden_units": [8], "dropout": 0.1, "learning_rate": 0.05, "seed": 7}
+HPARAMS = CONFIG.model
 
 
 def _separable_batch(rows: int = 96, seed: int = 0):

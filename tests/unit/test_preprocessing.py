@@ -18,18 +18,18 @@ import tensorflow_transform as tft
 import tensorflow_transform.beam as tft_beam
 from tensorflow_transform.tf_metadata import dataset_metadata, schema_utils
 
+from tests.support.trainer_configs import trainer_config_dict
 from trainer import features
 from trainer.preprocessing import preprocessing_fn
 
-CONFIG = {
-    "features": [
-        {"name": "length", "type": "numeric", "oov_buckets": 1, "top_k": None, "embedding_dim": None},
-        {"name": "count", "type": "numeric", "oov_buckets": 1, "top_k": None, "embedding_dim": None},
-        {"name": "colour", "type": "categorical", "oov_buckets": 2, "top_k": None, "embedding_dim": None},
+CONFIG = trainer_config_dict(
+    features=[
+        {"name": "length", "type": "numeric"},
+        {"name": "count", "type": "numeric"},
+        {"name": "colour", "type": "categorical", "oov_buckets": 2},
     ],
-    "label": {"name": "kind", "classes": ["A", "B", "C"]},
-    "model": {},
-}
+    label={"name": "kind", "classes": ["A", "B", "C"]},
+)
 
 RAW_FEATURE_SPEC = {
     "length": tf.io.VarLenFeature(tf.float32),

@@ -6,7 +6,7 @@ from ml_metadata.proto import metadata_store_pb2 as mlmd
 from rich.console import Console
 
 from pipeline import progress
-from tests import mlmd_records
+from tests.support import mlmd_records
 
 
 def _console() -> tuple[Console, io.StringIO]:

@@ -7,7 +7,7 @@ from ml_metadata.proto import metadata_store_pb2 as mlmd
 
 from components import validation_report
 from pipeline import config, run_outcome
-from tests import mlmd_records
+from tests.support import mlmd_records
 
 ROOT = Path(__file__).resolve().parents[2]
 FINDINGS = [{"check": "drift", "split": "train", "feature": "island", "kind": "COMPARATOR_L_INFTY_HIGH",

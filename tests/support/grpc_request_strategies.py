@@ -7,7 +7,7 @@ deeper than TensorFlow allows and whose values do not fill them; tf.Examples who
 wrong kind or count. Well-formed parts are drawn often enough that requests also reach the model.
 
 `mutated_bytes` works below the message level, on the serialized bytes of a valid request: fields
-dropped, repeated or altered anywhere in it (tests/protobuf_wire_mutations.py), or raw bit flips,
+dropped, repeated or altered anywhere in it (tests/support/protobuf_wire_mutations.py), or raw bit flips,
 truncations, insertions, deletions and repeats.
 """
 from __future__ import annotations
@@ -16,12 +16,14 @@ from typing import Any
 
 from hypothesis import strategies as st
 
-from tests.protobuf_wire_mutations import encode_varint, wire_mutation
-from tests.serving_fixtures import CATEGORICAL_FEATURES, FEATURE_NAMES, INTEGER_FEATURES, NUMERIC_FEATURES
+from tests.support.protobuf_wire_mutations import encode_varint, wire_mutation
+from tests.support.serving_fixtures import CATEGORICAL_FEATURES, FEATURE_NAMES, INTEGER_FEATURES, NUMERIC_FEATURES
+from trainer import contract
 
 MODEL_NAME = "penguin"
-SIGNATURE_NAMES = ("serving_default", "classification", "regression", "transform_features")
-PREDICT_OUTPUTS = ("scores", "classes", "predicted_class")
+SIGNATURE_NAMES = (contract.SERVING_SIGNATURE, contract.CLASSIFY_SIGNATURE, contract.REGRESS_SIGNATURE,
+                   contract.TRANSFORM_SIGNATURE)
+PREDICT_OUTPUTS = (contract.SCORES, contract.CLASSES, contract.PREDICTED_CLASS)
 DT_FLOAT, DT_STRING = 1, 7
 FEATURE_DTYPES = {name: DT_FLOAT for name in NUMERIC_FEATURES} | {name: DT_STRING for name in CATEGORICAL_FEATURES}
 EXAMPLE_KINDS = {name: "int64_list" if name in INTEGER_FEATURES else "float_list" for name in NUMERIC_FEATURES} | {
@@ -155,7 +157,7 @@ def feature_tensor(draw, name: str, rows: int) -> Any:
 # --- Predict ----------------------------------------------------------------------------------------------
 
 def _input_names() -> st.SearchStrategy[str]:
-    return st.one_of(st.sampled_from(FEATURE_NAMES), st.sampled_from(("inputs", "examples", "../island", "")),
+    return st.one_of(st.sampled_from(FEATURE_NAMES), st.sampled_from((contract.CLASSIFY_INPUTS, contract.TRANSFORM_INPUTS, "../island", "")),
                      st.text(max_size=8))
 
 
@@ -173,7 +175,7 @@ def predict_requests(draw) -> Any:
             inputs[name] = draw(tensor_protos())
     for name, proto in inputs.items():
         request.inputs[name].CopyFrom(proto)
-    output = st.one_of(st.sampled_from(PREDICT_OUTPUTS + ("outputs", "")), st.text(max_size=6))
+    output = st.one_of(st.sampled_from(PREDICT_OUTPUTS + (contract.REGRESS_OUTPUTS, "")), st.text(max_size=6))
     request.output_filter.extend(draw(st.lists(output, max_size=3)))
     return request
 
@@ -223,14 +225,14 @@ def model_inputs(draw) -> Any:
 
 @st.composite
 def classification_requests(draw) -> Any:
-    request = _with_spec(_apis().classification_pb2.ClassificationRequest(), draw(model_specs("classification")))
+    request = _with_spec(_apis().classification_pb2.ClassificationRequest(), draw(model_specs(contract.CLASSIFY_SIGNATURE)))
     request.input.CopyFrom(draw(model_inputs()))
     return request
 
 
 @st.composite
 def regression_requests(draw) -> Any:
-    request = _with_spec(_apis().regression_pb2.RegressionRequest(), draw(model_specs("regression")))
+    request = _with_spec(_apis().regression_pb2.RegressionRequest(), draw(model_specs(contract.REGRESS_SIGNATURE)))
     request.input.CopyFrom(draw(model_inputs()))
     return request
 

@@ -1,7 +1,7 @@
 """The harness of the gRPC fuzz tests: send a request, check its answer, and run Hypothesis for a time.
 
 `Caller` sends serialized requests through a raw unary call (bytes in, bytes out) and checks every
-answer: the status TF Serving answers that request with (tests/tf_serving_statuses.py), or INTERNAL for
+answer: the status TF Serving answers that request with (tests/support/tf_serving_statuses.py), or INTERNAL for
 a message that does not parse (what gRPC's C++ deserializer answers for TF Serving); nothing logged with
 an exception meanwhile. Hypothesis has no time limit, so `run_for` runs it in rounds sized to the rate
 measured so far; `spend_budget` adds the memory checks. `FuzzReport` counts what was sent.
@@ -18,8 +18,8 @@ import grpc
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
-from tests.grpc_request_strategies import MODEL_NAME
-from tests.tf_serving_statuses import ServedModel, expected_statuses
+from tests.support.grpc_request_strategies import MODEL_NAME
+from tests.support.tf_serving_statuses import ServedModel, expected_statuses
 
 CALL_TIMEOUT_SECONDS = 10.0
 MAX_GROWTH_BYTES = 1 << 30

@@ -27,8 +27,9 @@ import shutil
 import time
 from pathlib import Path
 
-from tests.serving_fixtures import CLASS_NAMES, EXAMPLE_ROW, PENGUIN_ROW, ModelStore, free_port
-from tests.serving_process import BATCHING_CONFIG, KeepAliveConnection, http_request, running, serve_command
+from tests.support.serving_fixtures import CLASS_NAMES, EXAMPLE_ROW, PENGUIN_ROW, ModelStore, free_port
+from tests.support.serving_process import BATCHING_CONFIG, KeepAliveConnection, http_request, running, serve_command
+from trainer import contract
 
 MODEL = "penguin"
 # Mostly predictions, as production traffic is; the other APIs resolve "latest" through other paths.
@@ -75,7 +76,7 @@ def run_soak(options: SoakOptions, workdir: Path) -> SoakReport:
     """Runs one soak against a fresh server in `workdir` (model variants, base path, server log)."""
     import psutil
 
-    store = ModelStore(workdir / "variants")
+    store = ModelStore()
     for favoured_class in range(len(CLASS_NAMES)):  # built before the clock starts: pushes are plain copies
         store.variant(favoured_class)
     base = workdir / "models" / MODEL
@@ -125,7 +126,7 @@ class _Soak:
 
     async def _rest_client(self, index: int, stop: asyncio.Event) -> None:
         predict = json.dumps({"instances": [PENGUIN_ROW]}).encode()
-        classify = json.dumps({"signature_name": "classification", "examples": [EXAMPLE_ROW]}).encode()
+        classify = json.dumps({"signature_name": contract.CLASSIFY_SIGNATURE, "examples": [EXAMPLE_ROW]}).encode()
         requests = {
             "predict": http_request("POST", f"/v1/models/{MODEL}:predict", predict),
             "classify": http_request("POST", f"/v1/models/{MODEL}:classify", classify),
@@ -287,7 +288,7 @@ def _check_rest(kind: str, status: int, body: bytes) -> int | None:
     _expect(status == 200, f"HTTP {status}: {body[:300]!r}")
     document = json.loads(body)
     if kind == "predict":
-        _expect(document["predictions"][0]["predicted_class"] in CLASS_NAMES, f"unexpected prediction {document}")
+        _expect(document["predictions"][0][contract.PREDICTED_CLASS] in CLASS_NAMES, f"unexpected prediction {document}")
     elif kind == "classify":
         _expect(len(document["results"][0]) == len(CLASS_NAMES), f"unexpected classification {document}")
     elif kind == "metadata":
@@ -300,7 +301,7 @@ def _check_rest(kind: str, status: int, body: bytes) -> int | None:
 
 def _check_grpc(kind: str, response) -> int | None:
     if kind == "predict":
-        predicted = [value.decode() for value in response.outputs["predicted_class"].string_val]
+        predicted = [value.decode() for value in response.outputs[contract.PREDICTED_CLASS].string_val]
         _expect(len(predicted) == 1 and predicted[0] in CLASS_NAMES, f"unexpected prediction {predicted}")
     elif kind == "classify":
         _expect(len(response.result.classifications) == 1, f"unexpected classification {response.result}")
@@ -314,7 +315,7 @@ def _check_grpc(kind: str, response) -> int | None:
 
 
 def _grpc_predict_request():
-    from tests.serving_fixtures import predict_request
+    from tests.support.serving_fixtures import predict_request
 
     return predict_request([PENGUIN_ROW], model_name=MODEL)
 
@@ -322,11 +323,11 @@ def _grpc_predict_request():
 def _grpc_classify_request():
     from tensorflow_serving.apis import classification_pb2
 
-    from tests.serving_fixtures import example_bytes
+    from tests.support.serving_fixtures import example_bytes
 
     request = classification_pb2.ClassificationRequest()
     request.model_spec.name = MODEL
-    request.model_spec.signature_name = "classification"
+    request.model_spec.signature_name = contract.CLASSIFY_SIGNATURE
     request.input.example_list.examples.add().ParseFromString(example_bytes(EXAMPLE_ROW))
     return request
 

@@ -19,7 +19,10 @@ from typing import Any, Mapping
 
 import grpc
 
-from tests.grpc_request_strategies import EXAMPLE_KINDS, FEATURE_DTYPES, MODEL_NAME, PREDICT_OUTPUTS
+from tests.support.grpc_request_strategies import (
+    EXAMPLE_KINDS, FEATURE_DTYPES, MODEL_NAME, PREDICT_OUTPUTS, SIGNATURE_NAMES,
+)
+from trainer import contract
 
 OK, INVALID_ARGUMENT = grpc.StatusCode.OK, grpc.StatusCode.INVALID_ARGUMENT
 NOT_FOUND, FAILED_PRECONDITION = grpc.StatusCode.NOT_FOUND, grpc.StatusCode.FAILED_PRECONDITION
@@ -61,10 +64,10 @@ def _spec_failure(request: Any, served: ServedModel) -> grpc.StatusCode | None:
 def _predict(request: Any, served: ServedModel) -> frozenset[grpc.StatusCode]:
     if failure := _spec_failure(request, served):
         return frozenset({failure})
-    signature = request.model_spec.signature_name or "serving_default"
-    if signature not in ("serving_default", "classification", "regression", "transform_features"):
+    signature = request.model_spec.signature_name or contract.SERVING_SIGNATURE
+    if signature not in SIGNATURE_NAMES:
         return frozenset({FAILED_PRECONDITION})
-    if signature != "serving_default":  # serialized tf.Examples: parsing them is part of the model
+    if signature != contract.SERVING_SIGNATURE:  # serialized tf.Examples: parsing them is part of the model
         return RUN_DECIDES
     accepted = _serving_default_accepts(request, served)
     return RUN_DECIDES if accepted is None else frozenset({OK if accepted else INVALID_ARGUMENT})
@@ -125,7 +128,7 @@ def _examples(request: Any, served: ServedModel, signature: str) -> frozenset[gr
     """Classify (signature "classification") and Regress ("regression"): classifier.cc, regressor.cc."""
     if failure := _spec_failure(request, served):
         return frozenset({failure})
-    if (request.model_spec.signature_name or "serving_default") != signature:
+    if (request.model_spec.signature_name or contract.SERVING_SIGNATURE) != signature:
         return frozenset({INVALID_ARGUMENT})  # every other signature fails the signature checks
     kind = request.input.WhichOneof("kind")
     if kind is None:
@@ -183,8 +186,8 @@ def _reload(request: Any, served: ServedModel) -> frozenset[grpc.StatusCode]:
 
 _BY_METHOD = {
     "Predict": _predict,
-    "Classify": lambda request, served: _examples(request, served, "classification"),
-    "Regress": lambda request, served: _examples(request, served, "regression"),
+    "Classify": lambda request, served: _examples(request, served, contract.CLASSIFY_SIGNATURE),
+    "Regress": lambda request, served: _examples(request, served, contract.REGRESS_SIGNATURE),
     "GetModelMetadata": _metadata,
     "GetModelStatus": _status,
     "HandleReloadConfigRequest": _reload,

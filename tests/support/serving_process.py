@@ -1,6 +1,6 @@
 """`tfxpipe serve` in its own process, and a raw keep-alive HTTP/1.1 client to load it with.
 
-Shared by benchmarks/serving.py and the soak (tests/serving_soak.py): a server in a subprocess has
+Shared by benchmarks/serving.py and the soak (tests/support/serving_soak.py): a server in a subprocess has
 its own GIL and cores, and its memory can be measured alone. Its stderr goes to a file, not a pipe:
 nobody reads a pipe during a long run, and a full pipe would block the server mid-request.
 """

@@ -1,0 +1,156 @@
+"""The trainer's view of its `custom_config`, parsed once into frozen, typed objects.
+
+Transform and Trainer receive their configuration as a plain dict (`PipelineConfig.trainer_config()`),
+because the trainer package must run in any container without `pipeline/`. `run_fn` and
+`preprocessing_fn` turn that dict into a `TrainerConfig` on their first line; every other trainer
+module takes the typed object, so no module reads a key with `.get(key, default)`.
+
+These classes have no defaults on purpose: the YAML loader (`pipeline/config.py`) is the one place
+defaults live, and `trainer_config()` always writes every key. A missing or extra key therefore means
+the dict was not made by that loader, and parsing fails with the key's path instead of silently
+training with a second, diverging default.
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Mapping, Optional
+
+from trainer import contract
+
+NUMERIC = "numeric"
+CATEGORICAL = "categorical"
+FEATURE_TYPES = (NUMERIC, CATEGORICAL)
+
+
+class TrainerConfigError(ValueError):
+    """custom_config is missing, incomplete or malformed; the message names the key."""
+
+
+@dataclasses.dataclass(frozen=True)
+class FeatureSpec:
+    """One raw column and how `preprocessing_fn` transforms it (see `pipeline.config.FeatureConfig`)."""
+
+    name: str
+    type: str
+    oov_buckets: int
+    top_k: Optional[int]
+    embedding_dim: Optional[int]
+
+    @property
+    def is_numeric(self) -> bool:
+        return self.type == NUMERIC
+
+    @property
+    def transformed_name(self) -> str:
+        return contract.transformed_name(self.name)
+
+
+@dataclasses.dataclass(frozen=True)
+class LabelSpec:
+    """The label column and its classes; a class's position in `classes` is its integer id."""
+
+    name: str
+    classes: tuple[str, ...]
+
+    @property
+    def transformed_name(self) -> str:
+        """What Trainer's `label_key` and TFMA's `label_key` must name."""
+        return contract.transformed_name(self.name)
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelHparams:
+    """Hyper-parameters of `trainer.model.build_model` and `run_fn` (see `pipeline.config.ModelConfig`)."""
+
+    hidden_units: tuple[int, ...]
+    dropout: float
+    learning_rate: float
+    batch_size_per_replica: int
+    epochs: int
+    early_stopping_patience: int
+    seed: int
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainerConfig:
+    """Everything Transform and Trainer read from `custom_config`, in config order."""
+
+    features: tuple[FeatureSpec, ...]
+    label: LabelSpec
+    model: ModelHparams
+
+    @property
+    def feature_names(self) -> list[str]:
+        """Raw names of all model features (the label excluded), in the model's input order."""
+        return [f.name for f in self.features]
+
+    @property
+    def numeric_features(self) -> list[FeatureSpec]:
+        return [f for f in self.features if f.type == NUMERIC]
+
+    @property
+    def categorical_features(self) -> list[FeatureSpec]:
+        return [f for f in self.features if f.type == CATEGORICAL]
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.label.classes)
+
+    def feature(self, name: str) -> FeatureSpec:
+        """The spec of feature `name`; KeyError names the known features when it is absent."""
+        for spec in self.features:
+            if spec.name == name:
+                return spec
+        raise KeyError(f"feature {name!r} is not in the config; known: {self.feature_names}")
+
+
+def parse(custom_config: Optional[Mapping[str, Any]], consumer: str) -> TrainerConfig:
+    """`custom_config` (the dict `PipelineConfig.trainer_config()` writes) -> TrainerConfig.
+
+    `consumer` names the caller (e.g. "preprocessing_fn") so a missing config says who needed it.
+    """
+    if not custom_config:
+        raise TrainerConfigError(
+            f"{consumer} needs custom_config (PipelineConfig.trainer_config()); pass it to the component"
+        )
+    section = _fields(custom_config, TrainerConfig, "custom_config")
+    features = section["features"]
+    if not isinstance(features, (list, tuple)) or not features:
+        raise TrainerConfigError(f"custom_config.features: expected a non-empty list, got {features!r}")
+    return TrainerConfig(
+        features=tuple(_feature(f, f"custom_config.features[{i}]") for i, f in enumerate(features)),
+        label=_label(section["label"]),
+        model=_hparams(section["model"]),
+    )
+
+
+def _feature(raw: Any, where: str) -> FeatureSpec:
+    spec = FeatureSpec(**_fields(raw, FeatureSpec, where))
+    if spec.type not in FEATURE_TYPES:
+        raise TrainerConfigError(f"{where}.type: {spec.type!r} is not one of {list(FEATURE_TYPES)}")
+    return spec
+
+
+def _label(raw: Any) -> LabelSpec:
+    fields = _fields(raw, LabelSpec, "custom_config.label")
+    return LabelSpec(name=fields["name"], classes=tuple(str(c) for c in fields["classes"]))
+
+
+def _hparams(raw: Any) -> ModelHparams:
+    fields = _fields(raw, ModelHparams, "custom_config.model")
+    return ModelHparams(**{**fields, "hidden_units": tuple(int(u) for u in fields["hidden_units"])})
+
+
+def _fields(raw: Any, cls: type, where: str) -> dict[str, Any]:
+    """The mapping's values for exactly the dataclass's fields; missing or unknown keys fail by name."""
+    if not isinstance(raw, Mapping):
+        raise TrainerConfigError(f"{where}: expected a mapping, got {type(raw).__name__}")
+    names = [field.name for field in dataclasses.fields(cls)]
+    missing = [name for name in names if name not in raw]
+    unknown = sorted(set(raw) - set(names))
+    if missing or unknown:
+        raise TrainerConfigError(
+            f"{where}: missing keys {missing}, unknown keys {unknown}; "
+            "custom_config must be the dict PipelineConfig.trainer_config() writes"
+        )
+    return {name: raw[name] for name in names}
