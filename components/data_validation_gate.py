@@ -64,6 +64,8 @@ class Section:
     check: str
     split: Optional[str]
     anomalies: Optional[anomalies_pb2.Anomalies]
+    #: What was compared with what (e.g. span and baseline_span), recorded with each distance.
+    context: Dict[str, object] = dataclasses.field(default_factory=dict)
 
 
 def _split_statistics(artifact: types.Artifact, split: str) -> statistics_pb2.DatasetFeatureStatisticsList:
@@ -133,8 +135,10 @@ def check_data(
         sections.append(Section("drift: no validated data to compare with yet (first run)", "drift", _TRAIN, None))
     if drift and baseline_statistics is not None:
         baseline = _split_statistics(baseline_statistics, _TRAIN)
-        sections.append(Section("drift (train split vs last validated data)", "drift", _TRAIN,
-                                compare(train, baseline, schema, drift, "drift")))
+        spans = {"span": statistics.span, "baseline_span": baseline_statistics.span}
+        compared = f": span {spans['span']} vs span {spans['baseline_span']}" if any(spans.values()) else ""
+        sections.append(Section(f"drift (train split vs last validated data{compared})", "drift", _TRAIN,
+                                compare(train, baseline, schema, drift, "drift"), spans))
     if skew and _EVAL in splits:
         evaluation = _split_statistics(statistics, _EVAL)
         sections.append(Section("skew (train vs eval split)", "skew", _TRAIN,
@@ -142,13 +146,33 @@ def check_data(
     return sections
 
 
-def record_verdict(verdict: types.Artifact, sections: list[Section], fail_on_anomalies: bool) -> str:
-    """Set the verdict, findings and report on `verdict` (and write the report beside it); returns the verdict."""
+def serving_skew_section(statistics: types.Artifact, schema: schema_pb2.Schema, logs: str,
+                         thresholds: Dict[str, float]) -> Section:
+    """Live traffic (the PredictionLogs under `logs`) vs this data's train split."""
+    from components import serving_skew
+
+    title = f"serving skew (train split vs requests logged in {logs})"
+    serving = serving_skew.logged_statistics(logs, thresholds)
+    if serving is None:
+        return Section(f"{title}: no request logged yet", serving_skew.CHECK, _TRAIN, None)
+    found = compare(_split_statistics(statistics, _TRAIN), serving, schema, thresholds, "skew")
+    return Section(title, serving_skew.CHECK, _TRAIN, found, {"serving_logs": logs})
+
+
+def record_verdict(verdict: types.Artifact, sections: list[Section], fail_on_anomalies: bool,
+                   fail_on_serving_skew: bool = False) -> str:
+    """Set the verdict, findings and report on `verdict` (and write the report beside it); returns the verdict.
+
+    Serving-skew findings reject the data only with `fail_on_serving_skew`, the others with `fail_on_anomalies`.
+    """
     report = validation_report.render({s.title: s.anomalies for s in sections})
     findings = [row for s in sections for row in validation_report.findings(s.check, s.split, s.anomalies)]
-    decision = validation_report.REJECTED if findings and fail_on_anomalies else validation_report.PASSED
+    distances = [row for s in sections for row in validation_report.distances(s.check, s.split, s.anomalies, **s.context)]
+    gating = [f for f in findings if (fail_on_serving_skew if f["check"] == "serving_skew" else fail_on_anomalies)]
+    decision = validation_report.REJECTED if gating else validation_report.PASSED
     verdict.set_string_custom_property(validation_report.VERDICT_PROPERTY, decision)
     verdict.set_string_custom_property(validation_report.FINDINGS_PROPERTY, json.dumps(findings))
+    verdict.set_string_custom_property(validation_report.DISTANCES_PROPERTY, json.dumps(distances))
     verdict.set_string_custom_property(validation_report.REPORT_PROPERTY, report)
     io_utils.write_string_file(os.path.join(verdict.uri, REPORT_FILE), report)
     return decision
@@ -164,12 +188,20 @@ def DataValidationGate(  # pylint: disable=invalid-name
     drift_thresholds: Parameter[str] = "{}",
     skew_thresholds: Parameter[str] = "{}",
     fail_on_anomalies: Parameter[bool] = True,
+    serving_logs: Parameter[str] = "",
+    serving_skew_thresholds: Parameter[str] = "{}",
+    fail_on_serving_skew: Parameter[bool] = False,
 ) -> None:
     """Validate and record the verdict; never raises for bad data (AcceptValidatedData acts on it)."""
     schema_proto = io_utils.SchemaReader().read(io_utils.get_only_uri_in_dir(schema.uri))
     sections = check_data(statistics, schema_proto, anomalies, baseline_statistics,
                           json.loads(drift_thresholds), json.loads(skew_thresholds))
-    record_verdict(verdict, sections, fail_on_anomalies)
+    if serving_logs and json.loads(serving_skew_thresholds):
+        sections.append(serving_skew_section(statistics, schema_proto, serving_logs, json.loads(serving_skew_thresholds)))
+    verdict.set_int_custom_property(validation_report.SPAN_PROPERTY, statistics.span)
+    if baseline_statistics is not None:
+        verdict.set_int_custom_property(validation_report.BASELINE_SPAN_PROPERTY, baseline_statistics.span)
+    record_verdict(verdict, sections, fail_on_anomalies, fail_on_serving_skew)
 
 
 @component
@@ -184,3 +216,4 @@ def AcceptValidatedData(  # pylint: disable=invalid-name
                            "the run stops before Transform and Trainer.")
     io_utils.copy_dir(statistics.uri, validated_statistics.uri)
     validated_statistics.split_names = statistics.split_names
+    validated_statistics.span = statistics.span  # the next run's drift section names the span it compares with

@@ -15,12 +15,15 @@ from tensorflow_metadata.proto.v0 import anomalies_pb2
 VERDICT_PROPERTY = "verdict"
 FINDINGS_PROPERTY = "findings"  # a JSON list of `findings()` rows
 REPORT_PROPERTY = "report"  # the text `render()` returns
+DISTANCES_PROPERTY = "distances"  # a JSON list of `distances()` rows: every compared feature, passed or not
+SPAN_PROPERTY = "span"  # the span validated (ExampleGen's span of the statistics)
+BASELINE_SPAN_PROPERTY = "baseline_span"  # the last validated span it was compared with (absent: none yet)
 PASSED, REJECTED = "passed", "rejected"
 
 _HOW_TO_ACCEPT = (
     "If a change is expected, accept it knowingly: edit the curated schema named by validation.schema_path "
     "(e.g. add the new value to the feature's domain, relax presence or distribution_constraints), or raise "
-    "the threshold under validation.drift / validation.skew in the config, then re-run."
+    "the threshold under validation.drift / validation.skew / validation.serving_skew in the config, then re-run."
 )
 
 
@@ -72,7 +75,7 @@ def render(sections: Mapping[str, Optional[anomalies_pb2.Anomalies]]) -> str:
 
 def _measurements(anomalies: anomalies_pb2.Anomalies, check: str) -> dict[str, anomalies_pb2.DriftSkewInfo.Measurement]:
     """Feature path → the drift or skew measurement TFDV computed for it (the largest, if several)."""
-    field = {"drift": "drift_measurements", "skew": "skew_measurements"}.get(check)
+    field = "drift_measurements" if check == "drift" else "skew_measurements" if check.endswith("skew") else None
     result = {}
     for info in anomalies.drift_skew_info if field else ():
         for measurement in getattr(info, field):
@@ -80,6 +83,21 @@ def _measurements(anomalies: anomalies_pb2.Anomalies, check: str) -> dict[str, a
             if name not in result or measurement.value > result[name].value:
                 result[name] = measurement
     return result
+
+
+def distances(check: str, split: Optional[str], anomalies: Optional[anomalies_pb2.Anomalies],
+              **context: object) -> list[dict]:
+    """One row per feature TFDV compared (within its threshold or not): check, split, feature, measure,
+    distance, threshold, exceeded, plus `context` (e.g. the spans compared). Findings list only failures;
+    these rows show how close every configured feature came."""
+    if anomalies is None:
+        return []
+    failed = {feature for feature, info in anomalies.anomaly_info.items()
+              if any(anomalies_pb2.AnomalyInfo.Type.Name(r.type).startswith("COMPARATOR_") for r in info.reason)}
+    return [{"check": check, "split": split, "feature": feature,
+             "measure": anomalies_pb2.DriftSkewInfo.Measurement.Type.Name(m.type),
+             "distance": m.value, "threshold": m.threshold, "exceeded": feature in failed, **context}
+            for feature, m in sorted(_measurements(anomalies, check).items())]
 
 
 def findings(check: str, split: Optional[str], anomalies: Optional[anomalies_pb2.Anomalies]) -> list[dict]:

@@ -30,13 +30,31 @@ class _Strict(BaseModel):
 
 
 class DataConfig(_Strict):
-    """Where the examples come from and how ExampleGen splits them."""
+    """Where the examples come from and how ExampleGen splits them.
 
-    path: str = Field(description="Directory (or single file) holding the input data.")
+    `path` may hold TFX's `{SPAN}` placeholder once (e.g. `data/penguins/span-{SPAN}/`, or `{SPAN:3}` for
+    zero-padded numbers): each run then ingests one span, the latest unless `tfxpipe run --span N`.
+    """
+
+    path: str = Field(description="Directory (or single file) holding the input data; may contain {SPAN}.")
     format: Literal["csv", "parquet", "tfrecord"] = "csv"
     #: Hash-bucket ratio of the train and eval splits, as ExampleGen's SplitConfig expects.
     train_buckets: int = Field(4, ge=1)
     eval_buckets: int = Field(1, ge=1)
+    #: Train on the last `window` spans (the new one and the window-1 before it); needs {SPAN} in path.
+    window: int = Field(1, ge=1)
+
+    @model_validator(mode="after")
+    def _span_placeholder(self) -> "DataConfig":
+        from pipeline.spans import SPAN_SPEC
+
+        count = len(SPAN_SPEC.findall(self.path))
+        if count > 1:
+            raise ValueError(f"path {self.path!r} holds {{SPAN}} {count} times; use it once")
+        if self.window > 1 and count == 0:
+            raise ValueError(f"window {self.window} needs spans: put {{SPAN}} in data.path "
+                             "(e.g. data/penguins/span-{SPAN}/) or set window: 1")
+        return self
 
 
 class FeatureConfig(_Strict):
@@ -186,6 +204,20 @@ class ValidationConfig(_Strict):
     skew: dict[str, float] = Field(default_factory=dict)
     #: Stop the run before Trainer when anomalies are found (false: report only).
     fail_on_anomalies: bool = True
+    #: Directory of request logs (PredictionLog TFRecords, as TF Serving's request logger and `tfxpipe serve`
+    #: write them): the run compares the logged requests' features with its training data.
+    serving_logs: Optional[str] = None
+    #: Largest distance allowed between logged live traffic and the training data, per feature (same metrics).
+    serving_skew: dict[str, float] = Field(default_factory=dict)
+    #: Stop the run when live traffic is skewed beyond `serving_skew` (false: report only).
+    fail_on_serving_skew: bool = False
+
+    @model_validator(mode="after")
+    def _serving_skew_has_thresholds(self) -> "ValidationConfig":
+        if self.fail_on_serving_skew and not self.serving_skew:
+            raise ValueError("fail_on_serving_skew needs thresholds: add validation.serving_skew "
+                             "(e.g. {island: 0.25}) or remove fail_on_serving_skew")
+        return self
 
 
 class BeamConfig(_Strict):
@@ -243,7 +275,8 @@ class PipelineConfig(_Strict):
             raise ValueError(f"features listed twice: {duplicates}")
         if self.label.name in names:
             raise ValueError(f"label '{self.label.name}' is also listed as a feature")
-        for key, thresholds in (("validation.drift", self.validation.drift), ("validation.skew", self.validation.skew)):
+        for key, thresholds in (("validation.drift", self.validation.drift), ("validation.skew", self.validation.skew),
+                                ("validation.serving_skew", self.validation.serving_skew)):
             unknown = [k for k in thresholds if k not in names]
             if unknown:
                 raise ValueError(f"{key} names unknown features {unknown}; known: {names}")
@@ -315,8 +348,8 @@ def load(path: str | os.PathLike, *, data: Optional[str] = None, check_data: boo
 
     base = project_root(path)
     data_path = cfg.data.path if is_remote(cfg.data.path) else str(_resolve(cfg.data.path, base if data is None else Path.cwd()))
-    if check_data and not is_remote(data_path) and not Path(data_path).exists():
-        raise ConfigError(f"data.path: {data_path!r} does not exist; point it (or --data) at your data directory")
+    if check_data and not is_remote(data_path) and not Path(_above_spans(data_path)).exists():
+        raise ConfigError(f"data.path: {_above_spans(data_path)!r} does not exist; point it (or --data) at your data directory")
     schema_path = None
     if cfg.validation.schema_path:
         schema_path = str(_resolve(cfg.validation.schema_path, base))
@@ -324,7 +357,18 @@ def load(path: str | os.PathLike, *, data: Optional[str] = None, check_data: boo
             raise ConfigError(
                 f"validation.schema_path: {schema_path!r} not found; write a curated schema there or remove the key"
             )
-    return LoadedConfig(cfg=cfg, source=path.resolve(), data_path=data_path, schema_path=schema_path)
+    serving_logs = cfg.validation.serving_logs
+    if serving_logs and not is_remote(serving_logs):
+        serving_logs = str(_resolve(serving_logs, base))
+    return LoadedConfig(cfg=cfg, source=path.resolve(), data_path=data_path, schema_path=schema_path,
+                        serving_logs=serving_logs)
+
+
+def _above_spans(data_path: str) -> str:
+    """The part of a data path that exists before any span has landed: the directory above `{SPAN}`."""
+    from pipeline.spans import has_span, split_pattern
+
+    return split_pattern(data_path)[0] if has_span(data_path) else data_path
 
 
 def project_root(config_path: Path) -> Path:
@@ -340,9 +384,21 @@ class LoadedConfig(BaseModel):
 
     cfg: PipelineConfig
     source: Path
+    #: The data location, with `{SPAN}` kept when the config has it.
     data_path: str
     schema_path: Optional[str] = None
+    #: validation.serving_logs, resolved against the project root.
+    serving_logs: Optional[str] = None
+    #: The span this run ingests (chosen by the runner; None: no `{SPAN}` in the path, or not chosen yet).
+    span: Optional[int] = None
 
     @property
     def name(self) -> str:
         return self.source.stem
+
+    @property
+    def span_data_path(self) -> str:
+        """Where this run's data is: `data_path` with the chosen span filled in."""
+        from pipeline.spans import span_path
+
+        return self.data_path if self.span is None else span_path(self.data_path, self.span)

@@ -15,13 +15,14 @@ from typing import Optional
 
 from pipeline.config import ConfigError, LoadedConfig, ResourcesConfig, is_remote, project_root
 from pipeline.pipeline import PipelinePaths, create_pipeline
+from pipeline.spans import has_span
 
 
 class SubmitError(RuntimeError):
     """Submission failed for a reason the user can fix (host unreachable, auth, bad package)."""
 
 
-def _in_image(loaded: LoadedConfig, local_path: Optional[str]) -> Optional[str]:
+def _in_image(loaded: LoadedConfig, local_path: Optional[str], key: str = "kubeflow.data_path") -> Optional[str]:
     """Map a path under the local project root to the same path inside the pipeline image."""
     if local_path is None or is_remote(local_path):
         return local_path
@@ -29,18 +30,45 @@ def _in_image(loaded: LoadedConfig, local_path: Optional[str]) -> Optional[str]:
         relative = Path(local_path).resolve().relative_to(project_root(loaded.source))
     except ValueError:
         raise ConfigError(
-            f"kubeflow.data_path: {local_path!r} is outside the project, so the pipeline image cannot see it; "
-            "set kubeflow.data_path to an object-store URI (gs://, s3://)") from None
+            f"{key}: {local_path!r} is outside the project, so the pipeline image cannot see it; "
+            f"set {key} to an object-store URI (gs://, s3://)") from None
     return os.path.join(loaded.cfg.kubeflow.project_root, str(relative))
+
+
+#: The runtime parameter holding ExampleGen's span range (RangeConfig JSON); empty: the latest span.
+SPAN_PARAMETER = "range_config"
+
+
+def span_parameter():
+    """The span range as a runtime parameter, as the TFX periodic-training RFC recommends: the scheduler
+    passes the span (see `span_argument`), and a missing span fails ExampleGen instead of silently
+    retraining on old data."""
+    from tfx import v1 as tfx
+
+    return tfx.dsl.experimental.RuntimeParameter(name=SPAN_PARAMETER, ptype=str, default="")
+
+
+def span_argument(span: int) -> dict[str, str]:
+    """Run arguments that make the compiled pipeline ingest exactly `span`."""
+    static = {"startSpanNumber": span, "endSpanNumber": span}
+    return {SPAN_PARAMETER: json.dumps({"staticRange": static}, sort_keys=True)}
 
 
 def kubeflow_paths(loaded: LoadedConfig, pipeline_root: Optional[str] = None) -> PipelinePaths:
     kf = loaded.cfg.kubeflow
+    data_path = kf.data_path or _in_image(loaded, loaded.data_path)
+    if loaded.cfg.data.window > 1:
+        raise ConfigError(
+            f"data.window: {loaded.cfg.data.window} cannot compile for Kubeflow: a window of spans needs a "
+            "Resolver with SpanRangeStrategy, and TFX's KubeflowV2 compiler accepts only LatestArtifactStrategy "
+            "and LatestBlessedModelStrategy; use window: 1 there (each scheduled run ingests one span)")
     return PipelinePaths(
         pipeline_root=pipeline_root or kf.pipeline_root,
-        data_path=kf.data_path or _in_image(loaded, loaded.data_path),
+        data_path=data_path,
         serving_dir=kf.serving_base_dir,
         schema_path=_in_image(loaded, loaded.schema_path),
+        span=span_parameter() if has_span(data_path) else None,
+        serving_logs=_in_image(loaded, loaded.serving_logs, "validation.serving_logs"),
     )
 
 
@@ -78,29 +106,69 @@ def compile_pipeline(loaded: LoadedConfig, output: str | os.PathLike, *, pipelin
     return output
 
 
-def submit(package: Path, *, host: str, experiment: Optional[str] = None, run_name: Optional[str] = None,
-           namespace: Optional[str] = None, timeout: float = 10.0) -> str:
-    """Submit a compiled package to the KFP API at `host`; returns the run id.
+def _unwrap(package: Path) -> tuple[dict, Optional[str]]:
+    """TFX writes a Vertex-style PipelineJob (`pipelineSpec` + `runtimeConfig`); the KFP API takes the bare
+    pipeline spec plus the pipeline root."""
+    job = json.loads(package.read_text())
+    return job.get("pipelineSpec", job), job.get("runtimeConfig", {}).get("gcsOutputDirectory")
 
-    TFX writes a Vertex-style PipelineJob (`pipelineSpec` + `runtimeConfig`); the KFP API takes the
-    bare pipeline spec plus the pipeline root, so we unwrap it here.
-    """
+
+def _with_client(package: Path, host: str, namespace: Optional[str], timeout: float, call):
+    """Check `host`, then `call(client, spec_file, pipeline_root)`; kfp's errors become SubmitError."""
     import kfp
 
-    job = json.loads(package.read_text())
-    spec, pipeline_root = job.get("pipelineSpec", job), job.get("runtimeConfig", {}).get("gcsOutputDirectory")
+    spec, pipeline_root = _unwrap(package)
     _check_reachable(host, timeout)
     with tempfile.TemporaryDirectory() as tmp:
         spec_file = Path(tmp) / "pipeline.json"
         spec_file.write_text(json.dumps(spec))
         try:
-            client = kfp.Client(host=host, namespace=namespace)
-            run = client.create_run_from_pipeline_package(
-                str(spec_file), arguments={}, run_name=run_name, experiment_name=experiment,
-                namespace=namespace, pipeline_root=pipeline_root)
+            return call(kfp.Client(host=host, namespace=namespace), str(spec_file), pipeline_root)
         except Exception as exc:  # kfp raises ApiException, MaxRetryError, ValueError...
-            raise SubmitError(f"Kubeflow Pipelines at {host} rejected the run: {exc}") from exc
-    return run.run_id
+            raise SubmitError(f"Kubeflow Pipelines at {host} rejected the request: {exc}") from exc
+
+
+def submit(package: Path, *, host: str, experiment: Optional[str] = None, run_name: Optional[str] = None,
+           namespace: Optional[str] = None, timeout: float = 10.0, arguments: Optional[dict] = None) -> str:
+    """Submit a compiled package to the KFP API at `host`; returns the run id."""
+    def create(client, spec_file: str, pipeline_root: Optional[str]):
+        return client.create_run_from_pipeline_package(
+            spec_file, arguments=arguments or {}, run_name=run_name, experiment_name=experiment,
+            namespace=namespace, pipeline_root=pipeline_root).run_id
+
+    return _with_client(package, host, namespace, timeout, create)
+
+
+def kfp_cron(expression: str) -> str:
+    """KFP's cron format has a leading seconds field (6 fields); a usual 5-field expression gets `0`."""
+    fields = expression.split()
+    if len(fields) == 5:
+        return " ".join(["0", *fields])
+    if len(fields) == 6:
+        return " ".join(fields)
+    raise ConfigError(f"--cron {expression!r}: expected 5 fields (minute hour day month weekday, e.g. '0 3 * * *') "
+                      "or KFP's 6 (with seconds first)")
+
+
+def schedule(package: Path, *, host: str, cron: str, experiment: str, job_name: str,
+             namespace: Optional[str] = None, timeout: float = 10.0, arguments: Optional[dict] = None,
+             max_concurrency: int = 1) -> str:
+    """Create a KFP recurring run of `package` on `cron`; returns the recurring run id.
+
+    One run at a time (`max_concurrency` 1) and no catch-up: a scheduler that was paused starts the
+    latest interval only, and ExampleGen ingests whatever span is latest then.
+    """
+    expression = kfp_cron(cron)
+
+    def create(client, spec_file: str, pipeline_root: Optional[str]):
+        experiment_id = client.create_experiment(experiment, namespace=namespace).experiment_id
+        recurring = client.create_recurring_run(
+            experiment_id=experiment_id, job_name=job_name, cron_expression=expression,
+            max_concurrency=max_concurrency, no_catchup=True, params=arguments or {},
+            pipeline_package_path=spec_file, pipeline_root=pipeline_root)
+        return recurring.recurring_run_id
+
+    return _with_client(package, host, namespace, timeout, create)
 
 
 def _check_reachable(host: str, timeout: float) -> None:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-from typing import Optional
+from typing import Optional, Union
 
 import tensorflow_model_analysis as tfma
 from tfx import v1 as tfx
@@ -25,6 +25,7 @@ from tfx.dsl.components.base import executor_spec
 
 from components import atomic_pusher, explained_evaluator
 from components.data_validation_gate import AcceptValidatedData, DataValidationGate
+from pipeline import spans
 from pipeline.config import THRESHOLD_METRICS, EvaluationConfig, LoadedConfig, PipelineConfig, ThresholdConfig
 from trainer import contract
 
@@ -41,18 +42,32 @@ class PipelinePaths:
     serving_dir: str
     schema_path: Optional[str] = None
     metadata_path: Optional[str] = None
+    #: With `{SPAN}` in data_path: the span to ingest (local runs decide it), or a RuntimeParameter holding
+    #: ExampleGen's RangeConfig as JSON (Kubeflow: the scheduler passes it; empty means the latest span).
+    span: Union[None, int, "tfx.dsl.experimental.RuntimeParameter"] = None
+    #: Request logs (PredictionLog TFRecords) to compare with the training data (validation.serving_logs).
+    serving_logs: Optional[str] = None
 
 
-def _example_gen(cfg: PipelineConfig, data_path: str):
-    """ExampleGen for the configured format; a single file becomes a one-file input pattern."""
-    is_file = os.path.splitext(data_path)[1] != "" and not data_path.endswith("/")
-    input_base, pattern = (os.path.dirname(data_path), os.path.basename(data_path)) if is_file else (data_path, "*")
+def _range_config(span):
+    """ExampleGen's range_config: exactly `span` (a static range of one), or the runtime parameter as is."""
+    if span is None or isinstance(span, tfx.dsl.experimental.RuntimeParameter):
+        return span
+    return tfx.proto.RangeConfig(static_range=tfx.proto.StaticRange(start_span_number=span, end_span_number=span))
+
+
+def _example_gen(cfg: PipelineConfig, data_path: str, span=None):
+    """ExampleGen for the configured format; a single file becomes a one-file input pattern, and a
+    `{SPAN}` path a span pattern, ingesting the span `span` names (see PipelinePaths.span)."""
+    input_base, pattern = spans.split_pattern(data_path)
     input_config = tfx.proto.Input(splits=[tfx.proto.Input.Split(name="single_split", pattern=pattern)])
     output_config = tfx.proto.Output(split_config=tfx.proto.SplitConfig(splits=[
         tfx.proto.SplitConfig.Split(name="train", hash_buckets=cfg.data.train_buckets),
         tfx.proto.SplitConfig.Split(name="eval", hash_buckets=cfg.data.eval_buckets),
     ]))
     kwargs = dict(input_base=input_base, input_config=input_config, output_config=output_config)
+    if spans.has_span(data_path):
+        kwargs["range_config"] = _range_config(span)
     if cfg.data.format == "csv":
         return tfx.components.CsvExampleGen(**kwargs)
     if cfg.data.format == "tfrecord":
@@ -122,7 +137,7 @@ def eval_config(cfg: PipelineConfig) -> tfma.EvalConfig:
     )
 
 
-def _data_validation(cfg: PipelineConfig, statistics_gen, schema_gen, example_validator) -> list:
+def _data_validation(cfg: PipelineConfig, paths: PipelinePaths, statistics_gen, schema_gen, example_validator) -> list:
     """Baseline resolver → DataValidationGate (records its verdict) → AcceptValidatedData (acts on it).
 
     The baseline is the latest `validated_statistics`, which only AcceptValidatedData publishes and only
@@ -141,6 +156,9 @@ def _data_validation(cfg: PipelineConfig, statistics_gen, schema_gen, example_va
         drift_thresholds=json.dumps(cfg.validation.drift, sort_keys=True),
         skew_thresholds=json.dumps(cfg.validation.skew, sort_keys=True),
         fail_on_anomalies=cfg.validation.fail_on_anomalies,
+        serving_logs=paths.serving_logs or "",
+        serving_skew_thresholds=json.dumps(cfg.validation.serving_skew, sort_keys=True),
+        fail_on_serving_skew=cfg.validation.fail_on_serving_skew,
     )
     accept = AcceptValidatedData(statistics=statistics_gen.outputs["statistics"], verdict=gate.outputs["verdict"])
     return [validated_baseline, gate, accept]
@@ -150,7 +168,7 @@ def create_pipeline(loaded: LoadedConfig, paths: PipelinePaths, *, beam_args: li
                     enable_cache: bool = True) -> tfx.dsl.Pipeline:
     """Build the TFX pipeline for one config; `paths` says where it reads and writes."""
     cfg = loaded.cfg
-    example_gen = _example_gen(cfg, paths.data_path)
+    example_gen = _example_gen(cfg, paths.data_path, paths.span)
     statistics_gen = tfx.components.StatisticsGen(examples=example_gen.outputs["examples"])
     if paths.schema_path:
         schema_gen = tfx.components.ImportSchemaGen(schema_file=paths.schema_path)
@@ -158,7 +176,7 @@ def create_pipeline(loaded: LoadedConfig, paths: PipelinePaths, *, beam_args: li
         schema_gen = tfx.components.SchemaGen(statistics=statistics_gen.outputs["statistics"], infer_feature_shape=False)
     example_validator = tfx.components.ExampleValidator(
         statistics=statistics_gen.outputs["statistics"], schema=schema_gen.outputs["schema"])
-    validation = _data_validation(cfg, statistics_gen, schema_gen, example_validator)
+    validation = _data_validation(cfg, paths, statistics_gen, schema_gen, example_validator)
     transform = tfx.components.Transform(
         examples=example_gen.outputs["examples"], schema=schema_gen.outputs["schema"],
         preprocessing_fn=PREPROCESSING_FN, custom_config=cfg.trainer_config())

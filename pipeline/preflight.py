@@ -13,12 +13,17 @@ import csv
 from pathlib import Path
 
 from pipeline.config import ConfigError, LoadedConfig, PipelineConfig, is_remote
+from pipeline.spans import choose, has_span, span_path
 
 _MAX_PROBLEMS = 10
 
 
 def data_files(loaded: LoadedConfig) -> list[Path]:
-    path = Path(loaded.data_path)
+    """The files the run ingests: the chosen span's (the latest when none is chosen) with `{SPAN}`."""
+    data_path = loaded.span_data_path
+    if has_span(data_path):
+        data_path = span_path(data_path, choose(data_path, None).span)
+    path = Path(data_path)
     if path.is_file():
         return [path]
     suffix = {"csv": "*.csv", "parquet": "*.parquet", "tfrecord": "*"}[loaded.cfg.data.format]
@@ -70,7 +75,7 @@ def check_input_files(loaded: LoadedConfig) -> None:
         return  # object storage: ExampleGen reads it where it runs
     files = data_files(loaded)
     if not files:
-        raise ConfigError(f"data.path: no {loaded.cfg.data.format} files in {loaded.data_path!r}; "
+        raise ConfigError(f"data.path: no {loaded.cfg.data.format} files in {loaded.span_data_path!r}; "
                           "point it (or --data) at your data, or set data.format")
     if loaded.cfg.data.format != "csv":
         return

@@ -8,7 +8,7 @@ from rich.console import Console
 from rich.table import Table
 
 from pipeline.blessing import summary_lines
-from pipeline.run_outcome import RunResult
+from pipeline.run_outcome import DataValidation, RunResult
 
 _HEADLINE_METRICS = ("sparse_categorical_accuracy", "sparse_categorical_crossentropy", "example_count")
 
@@ -34,6 +34,18 @@ def _per_class_lines(result: RunResult) -> list[str]:
     return lines
 
 
+def _distance_lines(validation: DataValidation) -> list[str]:
+    """One line per compared feature: how close it came to its threshold, and which spans were compared."""
+    lines = []
+    for row in validation.distances:
+        spans = (row.get("span"), row.get("baseline_span"))
+        compared = f" (span {spans[0]} vs span {spans[1]})" if spans[1] is not None and any(spans) else ""
+        mark, relation = ("OVER", ">") if row["exceeded"] else ("ok", "<=")
+        lines.append(f"  {mark:<5}{row['check']:<13}{row['feature']:<20} {row['measure']} {row['distance']:.4f} "
+                     f"{relation} {row['threshold']:g}{compared}")
+    return lines
+
+
 def print_run_summary(result: RunResult, console: Console | None = None) -> None:
     console = console or Console()
     console.print()
@@ -45,10 +57,15 @@ def print_run_summary(result: RunResult, console: Console | None = None) -> None
     for component in result.components:
         console.print(f"  {component.node_id:<40} {component.state:<9} {component.seconds:6.1f}s", highlight=False)
     console.print()
+    if result.span is not None:
+        console.print(f"[bold]Span[/] {result.span}", highlight=False)
     validation = result.data_validation
     verdict = f": {validation.verdict} ({len(validation.findings)} finding(s))" if validation else ""
     console.print(f"[bold]Data validation[/]{verdict}", highlight=False)
     console.print(result.validation_report or "  (not reached)", highlight=False, markup=False)
+    if validation and validation.distances:
+        console.print("Distances (every compared feature):", highlight=False)
+        console.print("\n".join(_distance_lines(validation)), highlight=False, markup=False)
     if result.data_rejected:
         console.print("[red]Data rejected: nothing was trained or pushed; the last pushed model is unchanged.[/]")
     if result.metrics:

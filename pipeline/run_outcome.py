@@ -19,6 +19,7 @@ from ml_metadata.proto import metadata_store_pb2
 from components import validation_report
 from pipeline.blessing import BlessingDecision, read_decision
 from pipeline.config import LoadedConfig
+from pipeline.spans import has_span
 
 _STATE_NAMES = {
     metadata_store_pb2.Execution.COMPLETE: "complete",
@@ -49,6 +50,11 @@ class DataValidation:
     verdict: str
     findings: list[dict]
     report: str
+    #: Every distance measured (drift, skew, serving skew), within its threshold or not, with the spans compared.
+    distances: list[dict] = dataclasses.field(default_factory=list)
+    #: The span validated and the last validated span its drift was measured against (None: no baseline yet).
+    span: Optional[int] = None
+    baseline_span: Optional[int] = None
 
     @property
     def rejected(self) -> bool:
@@ -74,6 +80,8 @@ class RunResult:
     class_names: list[str] = dataclasses.field(default_factory=list)
     #: Executions an earlier, killed run left unfinished, closed before this run started.
     recovered: list[str] = dataclasses.field(default_factory=list)
+    #: The span ExampleGen ingested (its Examples artifact's `span`); None when data.path has no {SPAN}.
+    span: Optional[int] = None
 
     @property
     def data_rejected(self) -> bool:
@@ -178,7 +186,19 @@ def _read_data_validation(result: RunResult) -> None:
         result.data_validation = DataValidation(
             verdict=_custom_string(verdict, validation_report.VERDICT_PROPERTY),
             findings=json.loads(_custom_string(verdict, validation_report.FINDINGS_PROPERTY) or "[]"),
-            report=_custom_string(verdict, validation_report.REPORT_PROPERTY))
+            report=_custom_string(verdict, validation_report.REPORT_PROPERTY),
+            distances=json.loads(_custom_string(verdict, validation_report.DISTANCES_PROPERTY) or "[]"),
+            span=_custom_int(verdict, validation_report.SPAN_PROPERTY),
+            baseline_span=_custom_int(verdict, validation_report.BASELINE_SPAN_PROPERTY))
+
+
+def _read_span(result: RunResult) -> None:
+    """The span ExampleGen recorded on its Examples artifact (a property of the Examples type)."""
+    for component in result.components:
+        if component.node_id.endswith("ExampleGen") and component.outputs.get("examples"):
+            examples = component.outputs["examples"][0]
+            if "span" in examples.properties:
+                result.span = examples.properties["span"].int_value
 
 
 def _read_evaluation(result: RunResult) -> None:
@@ -200,7 +220,8 @@ def _read_push(result: RunResult) -> None:
 
 
 #: One reader per decision recorded in the store; each fills its own RunResult field.
-DECISION_READERS: tuple[Callable[[RunResult], None], ...] = (_read_data_validation, _read_evaluation, _read_push)
+DECISION_READERS: tuple[Callable[[RunResult], None], ...] = (
+    _read_span, _read_data_validation, _read_evaluation, _read_push)
 
 
 def collect(loaded: LoadedConfig, metadata_path: Path, *, started: Optional[float] = None,
@@ -217,6 +238,8 @@ def collect(loaded: LoadedConfig, metadata_path: Path, *, started: Optional[floa
                        class_names=list(loaded.cfg.label.classes))
     for read in DECISION_READERS:
         read(result)
+    if not has_span(loaded.data_path):
+        result.span = None  # ExampleGen records span 0 for data without spans: not worth showing
     result.succeeded = (error is None and not result.data_rejected
                         and not any(c.state in UNSUCCESSFUL_STATES for c in components))
     return result

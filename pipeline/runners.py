@@ -14,8 +14,8 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Optional
 
-from pipeline import preflight, progress, recovery, run_outcome
-from pipeline.config import LoadedConfig
+from pipeline import preflight, progress, recovery, run_outcome, spans
+from pipeline.config import ConfigError, LoadedConfig, is_remote
 
 if TYPE_CHECKING:  # pipeline.pipeline imports TFX: `tfxpipe report` uses Workdir without it
     from pipeline.pipeline import PipelinePaths
@@ -59,22 +59,46 @@ def pipeline_paths(loaded: LoadedConfig, workdir: Workdir) -> "PipelinePaths":
         serving_dir=str(workdir.serving_dir.resolve()),
         schema_path=loaded.schema_path,
         metadata_path=str(workdir.metadata_path.resolve()),
+        span=loaded.span,
+        serving_logs=loaded.serving_logs,
     )
+
+
+def choose_span(loaded: LoadedConfig, span: Optional[int]) -> tuple[LoadedConfig, Optional[spans.SpanChoice]]:
+    """`loaded` with the span this run ingests: `span` (a backfill), else the latest present.
+
+    Raises ConfigError for `--span` without `{SPAN}` in data.path, or for a span that does not exist.
+    """
+    if not spans.has_span(loaded.data_path):
+        if span is not None:
+            raise ConfigError(f"--span {span}: data.path {loaded.data_path!r} has no {{SPAN}} placeholder; "
+                              "put one in it (e.g. data/penguins/span-{SPAN}/) or drop --span")
+        return loaded, None
+    if is_remote(loaded.data_path):  # not listable here: ExampleGen resolves the latest span where it runs
+        return loaded.model_copy(update={"span": span}), None
+    choice = spans.choose(loaded.data_path, span)
+    return loaded.model_copy(update={"span": choice.span}), choice
 
 
 def run_local(loaded: LoadedConfig, *, workdir: Optional[str | os.PathLike] = None, runner: str = "local",
               extra_beam_args: Optional[list[str]] = None, verbose: int = 0,
-              show_progress: bool = True) -> run_outcome.RunResult:
+              show_progress: bool = True, span: Optional[int] = None) -> run_outcome.RunResult:
     """Run the pipeline here; never raises for a failed component, the result says what failed.
 
-    Raises ConfigError, before any TFX work, when the input files are structurally malformed.
+    With `{SPAN}` in data.path the run ingests `span`, or the latest span when it is None.
+    Raises ConfigError, before any TFX work, when the input files are structurally malformed or the
+    span does not exist, and spans.NoNewSpan when the latest span was already ingested (and `span`
+    was not given: a deliberate backfill may re-run any span).
     """
+    loaded, choice = choose_span(loaded, span)
     preflight.check_input_files(loaded)
 
     layout = Workdir(Path(workdir) if workdir else default_workdir(loaded))
     for directory in (layout.pipeline_root, layout.serving_dir, layout.log_dir):
         directory.mkdir(parents=True, exist_ok=True)
     with recovery.exclusive_workdir(layout.root):
+        if choice is not None:
+            spans.check_new(choice, layout.metadata_path)
         interrupted = recovery.close_interrupted_executions(layout.metadata_path)
         result = _run_with_progress(loaded, layout, runner, extra_beam_args, verbose, show_progress)
     result.recovered = interrupted
