@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 from typing import Any, Iterable, Iterator, Optional
 
+import numpy as np
 import tensorflow as tf
 import tensorflow_data_validation as tfdv
 from tensorflow_metadata.proto.v0 import statistics_pb2
@@ -53,12 +54,13 @@ def _example_rows(examples: Iterable[Any]) -> Iterator[dict[str, list]]:
 
 
 def _predict_rows(inputs: Any) -> Iterator[dict[str, list]]:
-    """PredictRequest inputs (feature → batch tensor) as one row per batch element."""
-    columns = {name: tf.make_ndarray(tensor) for name, tensor in inputs.items()}
-    size = max((len(v) if v.ndim else 1 for v in columns.values()), default=0)
-    for i in range(size):
-        yield {name: (values.reshape(-1) if not values.ndim else values[i].reshape(-1)).tolist()
+    """PredictRequest inputs (feature → batch tensor) as one row per batch element; a scalar is one row."""
+    columns = {name: np.asarray(tf.make_ndarray(tensor)) for name, tensor in inputs.items()}
+    columns = {name: values.reshape(1, -1) if values.ndim == 0 else values.reshape(len(values), -1)
                for name, values in columns.items()}
+    size = max((len(values) for values in columns.values()), default=0)
+    for i in range(size):
+        yield {name: values[i].tolist() for name, values in columns.items() if i < len(values)}
 
 
 def request_rows(log: prediction_log_pb2.PredictionLog) -> Iterator[dict[str, list]]:

@@ -62,11 +62,6 @@ def check(loaded: LoadedConfig, metadata_path: Path, logs: str) -> SkewCheck:
 
     Raises ConfigError when there is nothing to compare with (no thresholds, no validated run, no logs).
     """
-    import tensorflow_data_validation as tfdv
-
-    from components import serving_skew
-    from components.data_validation_gate import compare
-
     thresholds = loaded.cfg.validation.serving_skew
     if not thresholds:
         raise ConfigError("validation.serving_skew is empty: name the features to watch and their largest "
@@ -76,6 +71,11 @@ def check(loaded: LoadedConfig, metadata_path: Path, logs: str) -> SkewCheck:
     schema = latest_output(metadata_path, "SchemaGen", "schema") if validated else None
     if validated is None or schema is None:
         raise ConfigError(f"no validated training data in {metadata_path}: run `tfxpipe run` first")
+    import tensorflow_data_validation as tfdv  # after the cheap checks: importing it takes seconds
+
+    from components import serving_skew
+    from components.data_validation_gate import compare
+
     serving = serving_skew.logged_statistics(logs, thresholds)
     if serving is None:
         raise ConfigError(f"--logs {logs}: no request logged there yet (no PredictionLog records)")

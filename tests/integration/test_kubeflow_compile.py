@@ -89,3 +89,90 @@ def test_submit_to_unreachable_host_fails_fast_and_clearly(compiled):
         port = s.getsockname()[1]
     with pytest.raises(kubeflow.SubmitError, match=r"cannot reach Kubeflow Pipelines at http://127\.0\.0\.1:\d+"):
         kubeflow.submit(out / "a.json", host=f"http://127.0.0.1:{port}", timeout=2)
+
+
+# --- continuous training: spans as a runtime parameter, recurring runs -------------------------------------
+
+def _span_config(**data):
+    loaded = config.load(ROOT / "configs/penguin.yaml", check_data=False)
+    cfg = loaded.cfg.model_copy(update={"data": config.DataConfig(**{**loaded.cfg.data.model_dump(), **data})})
+    return loaded.model_copy(update={"cfg": cfg, "data_path": str(ROOT / data["path"])})
+
+
+@pytest.fixture(scope="module")
+def compiled_with_spans(tmp_path_factory):
+    loaded = _span_config(path="data/penguins/span-{SPAN}")
+    out = tmp_path_factory.mktemp("spans")
+    first = kubeflow.compile_pipeline(loaded, out / "a.json", pipeline_root=str(out / "root"))
+    second = kubeflow.compile_pipeline(loaded, out / "b.json", pipeline_root=str(out / "root"))
+    return json.loads(first.read_text()), json.loads(second.read_text()), out
+
+
+def test_span_range_is_a_runtime_parameter_of_example_gen(compiled_with_spans):
+    job, again, _ = compiled_with_spans
+    json_format.ParseDict(job, pipeline_spec_pb2.PipelineJob())  # unknown fields raise
+    assert job == again, "compiling twice is identical"
+    spec = job["pipelineSpec"]
+    parameters = spec["root"]["inputDefinitions"]["parameters"]
+    assert kubeflow.SPAN_PARAMETER in parameters
+    example_gen = spec["root"]["dag"]["tasks"]["CsvExampleGen"]["inputs"]["parameters"]
+    assert example_gen["range_config"] == {"componentInputParameter": kubeflow.SPAN_PARAMETER}
+    assert "span-{SPAN}/*" in json.dumps(example_gen["input_config"])
+    assert example_gen["input_base"]["runtimeValue"]["constantValue"]["stringValue"] == "/app/data/penguins"
+
+
+def test_span_argument_is_the_range_config_example_gen_reads():
+    from tfx.proto import range_config_pb2
+    from tfx.utils import proto_utils
+
+    parsed = proto_utils.json_to_proto(kubeflow.span_argument(7)[kubeflow.SPAN_PARAMETER], range_config_pb2.RangeConfig())
+    assert parsed.static_range.start_span_number == parsed.static_range.end_span_number == 7
+
+
+def test_a_window_of_spans_does_not_compile_for_kubeflow(tmp_path):
+    with pytest.raises(config.ConfigError, match="data.window: 3 cannot compile for Kubeflow.*SpanRangeStrategy"):
+        kubeflow.compile_pipeline(_span_config(path="data/penguins/span-{SPAN}", window=3), tmp_path / "p.json",
+                                  pipeline_root=str(tmp_path))
+
+
+class _FakeKfpClient:
+    """Records what `tfxpipe submit` asks of kfp.Client (kfp 2.5's create_experiment/create_recurring_run)."""
+
+    calls: list = []
+
+    def __init__(self, host, namespace=None):
+        self.calls.append(("init", host, namespace))
+
+    def create_experiment(self, name, namespace=None):
+        self.calls.append(("experiment", name))
+        return type("Experiment", (), {"experiment_id": "exp-1"})()
+
+    def create_recurring_run(self, **kwargs):
+        self.calls.append(("recurring", kwargs, json.loads(Path(kwargs["pipeline_package_path"]).read_text())))
+        return type("RecurringRun", (), {"recurring_run_id": "rr-42"})()
+
+
+def test_submit_recurring_creates_a_kfp_recurring_run(compiled_with_spans, monkeypatch):
+    import kfp
+    from click.testing import CliRunner
+
+    from pipeline.cli import main
+
+    monkeypatch.setattr(kfp, "Client", _FakeKfpClient)
+    monkeypatch.setattr(kubeflow, "_check_reachable", lambda host, timeout: None)
+    _FakeKfpClient.calls = []
+    result = CliRunner().invoke(main, ["submit", "--host", "http://kfp:8080", "--config", str(ROOT / "configs/penguin.yaml"),
+                                       "--recurring", "--cron", "0 3 * * *", "--pipeline-root", "/tmp/root"])
+    assert result.exit_code == 0, result.output
+    assert "created recurring run rr-42 on http://kfp:8080 (cron '0 0 3 * * *', one run at a time)" in result.output
+    (_, host, _), (_, experiment), (_, kwargs, spec) = _FakeKfpClient.calls
+    assert host == "http://kfp:8080" and experiment == "penguin"
+    assert kwargs["experiment_id"] == "exp-1" and kwargs["job_name"] == "penguin-recurring"
+    assert kwargs["cron_expression"] == "0 0 3 * * *" and kwargs["max_concurrency"] == 1 and kwargs["no_catchup"]
+    assert kwargs["pipeline_root"] == "/tmp/root" and "pipelineSpec" not in spec and spec["root"]["dag"]["tasks"]
+
+
+def test_bad_cron_is_a_config_error():
+    with pytest.raises(config.ConfigError, match="expected 5 fields"):
+        kubeflow.kfp_cron("every day")
+    assert kubeflow.kfp_cron("*/5 * * * * *") == "*/5 * * * * *"
