@@ -35,8 +35,9 @@ def _in_image(loaded: LoadedConfig, local_path: Optional[str], key: str = "kubef
     return os.path.join(loaded.cfg.kubeflow.project_root, str(relative))
 
 
-#: The runtime parameter holding ExampleGen's span range (RangeConfig JSON); empty: the latest span.
+#: The runtime parameter holding ExampleGen's span range (RangeConfig JSON); by default the latest span.
 SPAN_PARAMETER = "range_config"
+LATEST_SPAN = json.dumps({"rollingRange": {"numSpans": 1}})
 
 
 def span_parameter():
@@ -45,7 +46,7 @@ def span_parameter():
     retraining on old data."""
     from tfx import v1 as tfx
 
-    return tfx.dsl.experimental.RuntimeParameter(name=SPAN_PARAMETER, ptype=str, default="")
+    return tfx.dsl.experimental.RuntimeParameter(name=SPAN_PARAMETER, ptype=str, default=LATEST_SPAN)
 
 
 def span_argument(span: int) -> dict[str, str]:
@@ -91,7 +92,8 @@ def compile_pipeline(loaded: LoadedConfig, output: str | os.PathLike, *, pipelin
     from tfx import v1 as tfx
 
     kf = loaded.cfg.kubeflow
-    pipeline = create_pipeline(loaded, kubeflow_paths(loaded, pipeline_root), beam_args=list(kf.beam_args))
+    paths = kubeflow_paths(loaded, pipeline_root)
+    pipeline = create_pipeline(loaded, paths, beam_args=list(kf.beam_args))
     default = kf.resources.get("default")
     for component in pipeline.components:
         resources = kf.resources.get(component.id, default)
@@ -102,28 +104,35 @@ def compile_pipeline(loaded: LoadedConfig, output: str | os.PathLike, *, pipelin
     runner = tfx.orchestration.experimental.KubeflowV2DagRunner(
         config=tfx.orchestration.experimental.KubeflowV2DagRunnerConfig(default_image=kf.image),
         output_dir=str(output.parent), output_filename=output.name)
-    runner.run(pipeline, write_out=True)
+    # KFP reads no default from the spec's parameters, so the runtime config carries it (submit forwards it).
+    defaults = {SPAN_PARAMETER: LATEST_SPAN} if paths.span is not None else {}
+    runner.run(pipeline, parameter_values=defaults, write_out=True)
     return output
 
 
-def _unwrap(package: Path) -> tuple[dict, Optional[str]]:
+def _unwrap(package: Path) -> tuple[dict, Optional[str], dict]:
     """TFX writes a Vertex-style PipelineJob (`pipelineSpec` + `runtimeConfig`); the KFP API takes the bare
-    pipeline spec plus the pipeline root."""
+    pipeline spec, the pipeline root, and the runtime parameters' values (here: their defaults)."""
     job = json.loads(package.read_text())
-    return job.get("pipelineSpec", job), job.get("runtimeConfig", {}).get("gcsOutputDirectory")
+    runtime = job.get("runtimeConfig", {})
+    defaults = {name: next(iter(value.values())) if isinstance(value, dict) else value
+                for name, value in runtime.get("parameterValues", runtime.get("parameters", {})).items()}
+    return job.get("pipelineSpec", job), runtime.get("gcsOutputDirectory"), defaults
 
 
-def _with_client(package: Path, host: str, namespace: Optional[str], timeout: float, call):
-    """Check `host`, then `call(client, spec_file, pipeline_root)`; kfp's errors become SubmitError."""
+def _with_client(package: Path, host: str, namespace: Optional[str], timeout: float, call, arguments: Optional[dict]):
+    """Check `host`, then `call(client, spec_file, pipeline_root, arguments)` with the package's default
+    parameter values under `arguments`; kfp's errors become SubmitError."""
     import kfp
 
-    spec, pipeline_root = _unwrap(package)
+    spec, pipeline_root, defaults = _unwrap(package)
+    arguments = {**defaults, **(arguments or {})}
     _check_reachable(host, timeout)
     with tempfile.TemporaryDirectory() as tmp:
         spec_file = Path(tmp) / "pipeline.json"
         spec_file.write_text(json.dumps(spec))
         try:
-            return call(kfp.Client(host=host, namespace=namespace), str(spec_file), pipeline_root)
+            return call(kfp.Client(host=host, namespace=namespace), str(spec_file), pipeline_root, arguments)
         except Exception as exc:  # kfp raises ApiException, MaxRetryError, ValueError...
             raise SubmitError(f"Kubeflow Pipelines at {host} rejected the request: {exc}") from exc
 
@@ -131,12 +140,12 @@ def _with_client(package: Path, host: str, namespace: Optional[str], timeout: fl
 def submit(package: Path, *, host: str, experiment: Optional[str] = None, run_name: Optional[str] = None,
            namespace: Optional[str] = None, timeout: float = 10.0, arguments: Optional[dict] = None) -> str:
     """Submit a compiled package to the KFP API at `host`; returns the run id."""
-    def create(client, spec_file: str, pipeline_root: Optional[str]):
+    def create(client, spec_file: str, pipeline_root: Optional[str], arguments: dict):
         return client.create_run_from_pipeline_package(
-            spec_file, arguments=arguments or {}, run_name=run_name, experiment_name=experiment,
+            spec_file, arguments=arguments, run_name=run_name, experiment_name=experiment,
             namespace=namespace, pipeline_root=pipeline_root).run_id
 
-    return _with_client(package, host, namespace, timeout, create)
+    return _with_client(package, host, namespace, timeout, create, arguments)
 
 
 def kfp_cron(expression: str) -> str:
@@ -160,15 +169,15 @@ def schedule(package: Path, *, host: str, cron: str, experiment: str, job_name: 
     """
     expression = kfp_cron(cron)
 
-    def create(client, spec_file: str, pipeline_root: Optional[str]):
+    def create(client, spec_file: str, pipeline_root: Optional[str], arguments: dict):
         experiment_id = client.create_experiment(experiment, namespace=namespace).experiment_id
         recurring = client.create_recurring_run(
             experiment_id=experiment_id, job_name=job_name, cron_expression=expression,
-            max_concurrency=max_concurrency, no_catchup=True, params=arguments or {},
+            max_concurrency=max_concurrency, no_catchup=True, params=arguments,
             pipeline_package_path=spec_file, pipeline_root=pipeline_root)
         return recurring.recurring_run_id
 
-    return _with_client(package, host, namespace, timeout, create)
+    return _with_client(package, host, namespace, timeout, create, arguments)
 
 
 def _check_reachable(host: str, timeout: float) -> None:

@@ -115,6 +115,8 @@ def test_span_range_is_a_runtime_parameter_of_example_gen(compiled_with_spans):
     spec = job["pipelineSpec"]
     parameters = spec["root"]["inputDefinitions"]["parameters"]
     assert kubeflow.SPAN_PARAMETER in parameters
+    # KFP takes no default from the spec: the runtime config holds it (the latest span), and submit passes it on.
+    assert job["runtimeConfig"]["parameters"] == {kubeflow.SPAN_PARAMETER: {"stringValue": kubeflow.LATEST_SPAN}}
     example_gen = spec["root"]["dag"]["tasks"]["CsvExampleGen"]["inputs"]["parameters"]
     assert example_gen["range_config"] == {"componentInputParameter": kubeflow.SPAN_PARAMETER}
     assert "span-{SPAN}/*" in json.dumps(example_gen["input_config"])
@@ -127,6 +129,8 @@ def test_span_argument_is_the_range_config_example_gen_reads():
 
     parsed = proto_utils.json_to_proto(kubeflow.span_argument(7)[kubeflow.SPAN_PARAMETER], range_config_pb2.RangeConfig())
     assert parsed.static_range.start_span_number == parsed.static_range.end_span_number == 7
+    latest = proto_utils.json_to_proto(kubeflow.LATEST_SPAN, range_config_pb2.RangeConfig())
+    assert latest.rolling_range.num_spans == 1
 
 
 def test_a_window_of_spans_does_not_compile_for_kubeflow(tmp_path):
@@ -170,6 +174,21 @@ def test_submit_recurring_creates_a_kfp_recurring_run(compiled_with_spans, monke
     assert kwargs["experiment_id"] == "exp-1" and kwargs["job_name"] == "penguin-recurring"
     assert kwargs["cron_expression"] == "0 0 3 * * *" and kwargs["max_concurrency"] == 1 and kwargs["no_catchup"]
     assert kwargs["pipeline_root"] == "/tmp/root" and "pipelineSpec" not in spec and spec["root"]["dag"]["tasks"]
+    assert kwargs["params"] == {}, "the bundled config has no {SPAN}: no span parameter"
+
+
+def test_recurring_run_of_a_span_pipeline_passes_the_span_range(compiled_with_spans, monkeypatch):
+    import kfp
+
+    monkeypatch.setattr(kfp, "Client", _FakeKfpClient)
+    monkeypatch.setattr(kubeflow, "_check_reachable", lambda host, timeout: None)
+    _, _, out = compiled_with_spans
+    _FakeKfpClient.calls = []
+    assert kubeflow.schedule(out / "a.json", host="http://kfp", cron="0 3 * * *", experiment="e", job_name="j") == "rr-42"
+    assert _FakeKfpClient.calls[-1][1]["params"] == {kubeflow.SPAN_PARAMETER: kubeflow.LATEST_SPAN}
+    kubeflow.schedule(out / "a.json", host="http://kfp", cron="0 3 * * *", experiment="e", job_name="j",
+                      arguments=kubeflow.span_argument(4))
+    assert _FakeKfpClient.calls[-1][1]["params"] == kubeflow.span_argument(4)
 
 
 def test_bad_cron_is_a_config_error():
