@@ -41,7 +41,7 @@ class DataConfig(_Strict):
     #: Hash-bucket ratio of the train and eval splits, as ExampleGen's SplitConfig expects.
     train_buckets: int = Field(4, ge=1)
     eval_buckets: int = Field(1, ge=1)
-    #: Train on the last `window` spans (the new one and the window-1 before it); needs {SPAN} in path.
+    #: How many spans a run trains on. Only 1 for now (see `_span_placeholder` for why).
     window: int = Field(1, ge=1)
 
     @model_validator(mode="after")
@@ -54,6 +54,14 @@ class DataConfig(_Strict):
         if self.window > 1 and count == 0:
             raise ValueError(f"window {self.window} needs spans: put {{SPAN}} in data.path "
                              "(e.g. data/penguins/span-{SPAN}/) or set window: 1")
+        if self.window > 1:
+            # ExampleGen ingests exactly one span (input_processor.py); a window needs a Resolver with
+            # SpanRangeStrategy over earlier runs' Examples, which the KubeflowV2 compiler rejects, and
+            # which would also resolve spans the gate rejected. Refused everywhere rather than differing.
+            raise ValueError(
+                f"window {self.window}: training on several spans is not supported yet (TFX's ExampleGen "
+                "ingests one span per run, and the KubeflowV2 compiler rejects the SpanRangeStrategy resolver "
+                "a window needs); set window: 1, or lay the data out so that one span holds the window")
         return self
 
 

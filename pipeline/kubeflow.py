@@ -58,11 +58,6 @@ def span_argument(span: int) -> dict[str, str]:
 def kubeflow_paths(loaded: LoadedConfig, pipeline_root: Optional[str] = None) -> PipelinePaths:
     kf = loaded.cfg.kubeflow
     data_path = kf.data_path or _in_image(loaded, loaded.data_path)
-    if loaded.cfg.data.window > 1:
-        raise ConfigError(
-            f"data.window: {loaded.cfg.data.window} cannot compile for Kubeflow: a window of spans needs a "
-            "Resolver with SpanRangeStrategy, and TFX's KubeflowV2 compiler accepts only LatestArtifactStrategy "
-            "and LatestBlessedModelStrategy; use window: 1 there (each scheduled run ingests one span)")
     return PipelinePaths(
         pipeline_root=pipeline_root or kf.pipeline_root,
         data_path=data_path,

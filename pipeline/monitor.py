@@ -17,7 +17,7 @@ from ml_metadata.proto import metadata_store_pb2
 
 from components import validation_report
 from pipeline.config import ConfigError, LoadedConfig
-from pipeline.run_outcome import open_store
+from pipeline.run_outcome import artifact_span, open_store
 
 _OUTPUT_EVENTS = (metadata_store_pb2.Event.OUTPUT, metadata_store_pb2.Event.DECLARED_OUTPUT)
 
@@ -81,7 +81,7 @@ def check(loaded: LoadedConfig, metadata_path: Path, logs: str) -> SkewCheck:
         raise ConfigError(f"--logs {logs}: no request logged there yet (no PredictionLog records)")
     training = tfdv.load_stats_binary(_only_file(os.path.join(validated.uri, "Split-train"), "FeatureStats.pb"))
     found = compare(training, serving, tfdv.load_schema_text(_only_file(schema.uri, "*.pbtxt")), thresholds, "skew")
-    span = validated.properties["span"].int_value if "span" in validated.properties else 0
+    span = artifact_span(validated) or 0
     title = f"serving skew (requests logged in {logs} vs validated training data, span {span})"
     return SkewCheck(
         findings=validation_report.findings(serving_skew.CHECK, "train", found),

@@ -193,12 +193,16 @@ def _read_data_validation(result: RunResult) -> None:
 
 
 def _read_span(result: RunResult) -> None:
-    """The span ExampleGen recorded on its Examples artifact (a property of the Examples type)."""
+    """The span ExampleGen recorded on its Examples artifact."""
     for component in result.components:
         if component.node_id.endswith("ExampleGen") and component.outputs.get("examples"):
-            examples = component.outputs["examples"][0]
-            if "span" in examples.properties:
-                result.span = examples.properties["span"].int_value
+            result.span = artifact_span(component.outputs["examples"][0])
+
+
+def artifact_span(artifact: metadata_store_pb2.Artifact) -> Optional[int]:
+    """An artifact's `span`: TFX 1.16 stores it as a custom property (older stores: a type property)."""
+    value = artifact.custom_properties.get("span") or artifact.properties.get("span")
+    return None if value is None else value.int_value
 
 
 def _read_evaluation(result: RunResult) -> None:

@@ -110,7 +110,7 @@ def ingested_spans(metadata_path: Path) -> list[int]:
     """Spans ExampleGen recorded (Examples artifacts' `span` property) in a local metadata store."""
     if not metadata_path.exists():
         return []
-    from pipeline.run_outcome import open_store
+    from pipeline.run_outcome import artifact_span, open_store
 
     store = open_store(metadata_path)
     spans = set()
@@ -118,9 +118,9 @@ def ingested_spans(metadata_path: Path) -> list[int]:
         if not context.name.endswith("ExampleGen"):
             continue
         for artifact in store.get_artifacts_by_context(context.id):
-            value = artifact.properties.get("span") or artifact.custom_properties.get("span")
-            if value is not None and artifact.state == artifact.LIVE:
-                spans.add(value.int_value)
+            span = artifact_span(artifact)
+            if span is not None and artifact.state == artifact.LIVE:
+                spans.add(span)
     return sorted(spans)
 
 

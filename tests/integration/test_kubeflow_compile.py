@@ -133,12 +133,6 @@ def test_span_argument_is_the_range_config_example_gen_reads():
     assert latest.rolling_range.num_spans == 1
 
 
-def test_a_window_of_spans_does_not_compile_for_kubeflow(tmp_path):
-    with pytest.raises(config.ConfigError, match="data.window: 3 cannot compile for Kubeflow.*SpanRangeStrategy"):
-        kubeflow.compile_pipeline(_span_config(path="data/penguins/span-{SPAN}", window=3), tmp_path / "p.json",
-                                  pipeline_root=str(tmp_path))
-
-
 class _FakeKfpClient:
     """Records what `tfxpipe submit` asks of kfp.Client (kfp 2.5's create_experiment/create_recurring_run)."""
 

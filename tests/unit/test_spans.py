@@ -64,6 +64,7 @@ def test_config_accepts_span_paths_and_checks_the_directory_above(tmp_path):
 @pytest.mark.parametrize("data, message", [
     ({"path": "a/{SPAN}/b/{SPAN}"}, "holds {SPAN} 2 times"),
     ({"path": "data/penguins", "window": 3}, "window 3 needs spans"),
+    ({"path": "data/span-{SPAN}", "window": 3}, "window 3: training on several spans is not supported yet"),
 ])
 def test_span_config_mistakes(data, message):
     with pytest.raises(ValueError, match=message):
@@ -87,8 +88,7 @@ def test_span_flag_needs_a_span_path():
 
 
 def _ingested(path: Path, span: int, run_id: str) -> None:
-    """A run whose ExampleGen recorded `span` on its Examples artifact (TFX sets the type's `span` property;
-    the e2e spans test covers that, this store records it as a custom property, which is read the same)."""
+    """A run whose ExampleGen recorded `span` on its Examples artifact (a custom property, as TFX 1.16 does)."""
     store = mlmd_records.writable_store(path)
     mlmd_records.record(store, mlmd_records.start_run(store, run_id), "CsvExampleGen",
                         outputs={"examples": mlmd_records.artifact("Examples", span=span)})
