@@ -5,7 +5,10 @@ Stock ExampleValidator records schema anomalies but never fails a run, and it ha
 adds both, merges them with ExampleValidator's findings, and *always succeeds*: it records its verdict
 (`passed`/`rejected`), the findings (check, split, feature, kind, distance and threshold) and the
 readable report as custom properties of its `verdict` artifact, so the outcome is in ML Metadata
-whatever it is. `AcceptValidatedData` then acts on the verdict: it publishes the statistics of data
+whatever it is. With spans, the verdict also names the span validated and the last validated span its
+drift was measured against, and records the distance of every configured feature (`distances`), not only
+the failures. With `serving_logs`, live traffic (request logs, see `components.serving_skew`) is compared
+with the train split too, gating only with `fail_on_serving_skew`. `AcceptValidatedData` then acts on the verdict: it publishes the statistics of data
 that passed as `validated_statistics` (the next run's drift baseline), or raises, which stops the run
 before Transform. Transform depends on it by ordering only.
 
@@ -68,6 +71,14 @@ class Section:
     context: Dict[str, object] = dataclasses.field(default_factory=dict)
 
 
+def artifact_span(artifact: types.Artifact) -> int:
+    """The span an artifact holds data of. TFX 1.16's ExampleGen records it as a custom property, which
+    StatisticsGen does not copy (it copies the unset type property), so the gate passes it on itself."""
+    if artifact.has_custom_property(validation_report.SPAN_PROPERTY):
+        return artifact.get_int_custom_property(validation_report.SPAN_PROPERTY)
+    return artifact.span or 0
+
+
 def _split_statistics(artifact: types.Artifact, split: str) -> statistics_pb2.DatasetFeatureStatisticsList:
     return stats_artifact_utils.load_statistics(artifact, split).proto()
 
@@ -125,8 +136,9 @@ def check_data(
     baseline_statistics: Optional[types.Artifact],
     drift: Dict[str, float],
     skew: Dict[str, float],
+    span: Optional[int] = None,
 ) -> list[Section]:
-    """Every check's findings, in the order a reader should see them."""
+    """Every check's findings, in the order a reader should see them; `span` is the data's (ExampleGen's)."""
     splits = artifact_utils.decode_split_names(statistics.split_names)
     sections = [Section(f"schema ({split} split)", "schema", split, _schema_anomalies(anomalies, split))
                 for split in splits]
@@ -135,7 +147,8 @@ def check_data(
         sections.append(Section("drift: no validated data to compare with yet (first run)", "drift", _TRAIN, None))
     if drift and baseline_statistics is not None:
         baseline = _split_statistics(baseline_statistics, _TRAIN)
-        spans = {"span": statistics.span, "baseline_span": baseline_statistics.span}
+        spans = {"span": artifact_span(statistics) if span is None else span,
+                 "baseline_span": artifact_span(baseline_statistics)}
         compared = f": span {spans['span']} vs span {spans['baseline_span']}" if any(spans.values()) else ""
         sections.append(Section(f"drift (train split vs last validated data{compared})", "drift", _TRAIN,
                                 compare(train, baseline, schema, drift, "drift"), spans))
@@ -185,6 +198,7 @@ def DataValidationGate(  # pylint: disable=invalid-name
     anomalies: InputArtifact[standard_artifacts.ExampleAnomalies],
     verdict: OutputArtifact[DataValidationVerdict],
     baseline_statistics: InputArtifact[standard_artifacts.ExampleStatistics] = None,
+    examples: InputArtifact[standard_artifacts.Examples] = None,
     drift_thresholds: Parameter[str] = "{}",
     skew_thresholds: Parameter[str] = "{}",
     fail_on_anomalies: Parameter[bool] = True,
@@ -194,13 +208,14 @@ def DataValidationGate(  # pylint: disable=invalid-name
 ) -> None:
     """Validate and record the verdict; never raises for bad data (AcceptValidatedData acts on it)."""
     schema_proto = io_utils.SchemaReader().read(io_utils.get_only_uri_in_dir(schema.uri))
+    span = artifact_span(examples if examples is not None else statistics)
     sections = check_data(statistics, schema_proto, anomalies, baseline_statistics,
-                          json.loads(drift_thresholds), json.loads(skew_thresholds))
+                          json.loads(drift_thresholds), json.loads(skew_thresholds), span)
     if serving_logs and json.loads(serving_skew_thresholds):
         sections.append(serving_skew_section(statistics, schema_proto, serving_logs, json.loads(serving_skew_thresholds)))
-    verdict.set_int_custom_property(validation_report.SPAN_PROPERTY, statistics.span)
+    verdict.set_int_custom_property(validation_report.SPAN_PROPERTY, span)
     if baseline_statistics is not None:
-        verdict.set_int_custom_property(validation_report.BASELINE_SPAN_PROPERTY, baseline_statistics.span)
+        verdict.set_int_custom_property(validation_report.BASELINE_SPAN_PROPERTY, artifact_span(baseline_statistics))
     record_verdict(verdict, sections, fail_on_anomalies, fail_on_serving_skew)
 
 
@@ -216,4 +231,6 @@ def AcceptValidatedData(  # pylint: disable=invalid-name
                            "the run stops before Transform and Trainer.")
     io_utils.copy_dir(statistics.uri, validated_statistics.uri)
     validated_statistics.split_names = statistics.split_names
-    validated_statistics.span = statistics.span  # the next run's drift section names the span it compares with
+    # the next run's drift section names the span it compares with
+    validated_statistics.set_int_custom_property(
+        validation_report.SPAN_PROPERTY, verdict.get_int_custom_property(validation_report.SPAN_PROPERTY))

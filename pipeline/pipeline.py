@@ -137,7 +137,8 @@ def eval_config(cfg: PipelineConfig) -> tfma.EvalConfig:
     )
 
 
-def _data_validation(cfg: PipelineConfig, paths: PipelinePaths, statistics_gen, schema_gen, example_validator) -> list:
+def _data_validation(cfg: PipelineConfig, paths: PipelinePaths, example_gen, statistics_gen, schema_gen,
+                     example_validator) -> list:
     """Baseline resolver → DataValidationGate (records its verdict) → AcceptValidatedData (acts on it).
 
     The baseline is the latest `validated_statistics`, which only AcceptValidatedData publishes and only
@@ -153,6 +154,7 @@ def _data_validation(cfg: PipelineConfig, paths: PipelinePaths, statistics_gen, 
         statistics=statistics_gen.outputs["statistics"], schema=schema_gen.outputs["schema"],
         anomalies=example_validator.outputs["anomalies"],
         baseline_statistics=validated_baseline.outputs["baseline_statistics"],
+        examples=example_gen.outputs["examples"],  # for its span (StatisticsGen does not carry it over)
         drift_thresholds=json.dumps(cfg.validation.drift, sort_keys=True),
         skew_thresholds=json.dumps(cfg.validation.skew, sort_keys=True),
         fail_on_anomalies=cfg.validation.fail_on_anomalies,
@@ -176,7 +178,7 @@ def create_pipeline(loaded: LoadedConfig, paths: PipelinePaths, *, beam_args: li
         schema_gen = tfx.components.SchemaGen(statistics=statistics_gen.outputs["statistics"], infer_feature_shape=False)
     example_validator = tfx.components.ExampleValidator(
         statistics=statistics_gen.outputs["statistics"], schema=schema_gen.outputs["schema"])
-    validation = _data_validation(cfg, paths, statistics_gen, schema_gen, example_validator)
+    validation = _data_validation(cfg, paths, example_gen, statistics_gen, schema_gen, example_validator)
     transform = tfx.components.Transform(
         examples=example_gen.outputs["examples"], schema=schema_gen.outputs["schema"],
         preprocessing_fn=PREPROCESSING_FN, custom_config=cfg.trainer_config())

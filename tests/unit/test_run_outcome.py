@@ -100,7 +100,30 @@ def test_reading_an_outcome_imports_neither_tensorflow_nor_tfx():
     import subprocess
     import sys
 
-    code = ("import sys, pipeline.cli, pipeline.runners, pipeline.run_outcome, pipeline.progress, pipeline.report; "
+    code = ("import sys, pipeline.cli, pipeline.runners, pipeline.run_outcome, pipeline.progress, pipeline.report, "
+            "pipeline.spans, pipeline.monitor; "
             "print(sorted(m for m in ('tensorflow', 'tfx', 'tensorflow_data_validation') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_spans_and_every_distance_are_read_from_the_store(tmp_path, loaded):
+    """The span from ExampleGen's Examples artifact; what the drift compared, from the gate's verdict."""
+    distances = [{"check": "drift", "split": "train", "feature": f, "measure": "L_INFTY", "distance": d,
+                  "threshold": 0.25, "exceeded": d > 0.25, "span": 3, "baseline_span": 2}
+                 for f, d in (("island", 0.6), ("sex", 0.1))]
+    verdict = _verdict("rejected")
+    verdict.custom_properties[validation_report.DISTANCES_PROPERTY].string_value = json.dumps(distances)
+    verdict.custom_properties[validation_report.SPAN_PROPERTY].int_value = 3
+    verdict.custom_properties[validation_report.BASELINE_SPAN_PROPERTY].int_value = 2
+    path = tmp_path / "metadata.sqlite"
+    store = mlmd_records.writable_store(path)
+    run = mlmd_records.start_run(store, "run-1")
+    mlmd_records.record(store, run, "CsvExampleGen", outputs={"examples": mlmd_records.artifact("Examples", span=3)})
+    mlmd_records.record(store, run, "DataValidationGate", outputs={"verdict": verdict})
+    spans_config = loaded.model_copy(update={"data_path": str(tmp_path / "span-{SPAN}")})
+    result = run_outcome.collect(spans_config, path)
+    assert result.span == 3
+    validation = result.data_validation
+    assert (validation.span, validation.baseline_span, validation.distances) == (3, 2, distances)
+    assert run_outcome.collect(loaded, path).span is None, "no {SPAN} in data.path: no span to show"

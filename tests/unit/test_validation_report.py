@@ -69,3 +69,27 @@ def test_schema_findings_have_a_description_and_no_distance():
         ("species", "The feature was present in fewer examples than expected."), ("(dataset)", "0 < 1")]
     assert all(r["check"] == "schema" and r["split"] == "eval" and "distance" not in r for r in rows)
     assert validation_report.findings("drift", "train", None) == []
+
+
+def test_distances_cover_every_compared_feature_with_what_was_compared():
+    anomalies = anomalies_pb2.Anomalies()
+    anomalies.anomaly_info["island"].reason.add(type=anomalies_pb2.AnomalyInfo.COMPARATOR_L_INFTY_HIGH)
+    for feature, value in (("island", 0.6), ("sex", 0.1)):
+        info = anomalies.drift_skew_info.add()
+        info.path.step.append(feature)
+        info.drift_measurements.add(type=anomalies_pb2.DriftSkewInfo.Measurement.L_INFTY, value=value, threshold=0.25)
+    rows = validation_report.distances("drift", "train", anomalies, span=3, baseline_span=2)
+    assert [(r["feature"], r["exceeded"], r["span"], r["baseline_span"]) for r in rows] == [
+        ("island", True, 3, 2), ("sex", False, 3, 2)]
+    assert rows[1]["distance"] == pytest.approx(0.1) and rows[1]["measure"] == "L_INFTY"
+    assert validation_report.distances("drift", "train", None) == []
+
+
+def test_serving_skew_findings_carry_the_skew_measurement():
+    anomalies = anomalies_pb2.Anomalies()
+    anomalies.anomaly_info["island"].reason.add(type=anomalies_pb2.AnomalyInfo.COMPARATOR_L_INFTY_HIGH)
+    info = anomalies.drift_skew_info.add()
+    info.path.step.append("island")
+    info.skew_measurements.add(type=anomalies_pb2.DriftSkewInfo.Measurement.L_INFTY, value=0.5, threshold=0.25)
+    [row] = validation_report.findings("serving_skew", "train", anomalies)
+    assert row["distance"] == pytest.approx(0.5) and row["threshold"] == pytest.approx(0.25)
