@@ -134,3 +134,19 @@ def test_skewed_live_traffic_stops_the_run_when_gating_is_on(days):
     assert "[FAIL] serving skew (train split vs requests logged in" in summary
     assert not set(TRAINING) & set(_states(result))
     assert days.versions() == before
+
+
+def test_monitor_compares_logged_traffic_with_the_latest_validated_span(days):
+    """`tfxpipe monitor` on this work directory: the backfill of span 1 is the latest validated data."""
+    from click.testing import CliRunner
+
+    from pipeline.cli import main
+
+    watched = _config(days.root, serving_skew={"island": 0.25, "sex": 0.25})
+    args = ["monitor", "--config", str(watched), "--workdir", str(days.workdir), "--logs"]
+    skewed = CliRunner().invoke(main, args + [str(write_logs(days.root / "logs-skewed", penguin_rows(island="Biscoe")))])
+    assert skewed.exit_code == 1, skewed.output
+    assert "serving skew: island (logged traffic vs training span 1)" in skewed.output
+    assert "ok     sex: L_INFTY" in skewed.output
+    healthy = CliRunner().invoke(main, args + [str(write_logs(days.root / "logs-healthy", penguin_rows()))])
+    assert healthy.exit_code == 0 and "no serving skew" in healthy.output, healthy.output
