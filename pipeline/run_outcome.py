@@ -127,7 +127,7 @@ def execution_seconds(execution: metadata_store_pb2.Execution) -> float:
     return (execution.last_update_time_since_epoch - execution.create_time_since_epoch) / 1000
 
 
-def _outputs(store: metadata_store.MetadataStore, execution_id: int) -> dict[str, list[metadata_store_pb2.Artifact]]:
+def execution_outputs(store: metadata_store.MetadataStore, execution_id: int) -> dict[str, list[metadata_store_pb2.Artifact]]:
     events = [e for e in store.get_events_by_execution_ids([execution_id]) if e.type in _OUTPUT_EVENTS]
     artifacts = {a.id: a for a in store.get_artifacts_by_id([e.artifact_id for e in events])}
     outputs: dict[str, list[metadata_store_pb2.Artifact]] = {}
@@ -140,13 +140,16 @@ def _outputs(store: metadata_store.MetadataStore, execution_id: int) -> dict[str
 def latest_run_components(store: metadata_store.MetadataStore) -> list[ComponentRun]:
     """Executions of the most recent pipeline run, in execution order."""
     runs = run_contexts(store)
-    if not runs:
-        return []
+    return run_components(store, runs[-1]) if runs else []
+
+
+def run_components(store: metadata_store.MetadataStore, run: metadata_store_pb2.Context) -> list[ComponentRun]:
+    """Executions of one pipeline run, in execution order."""
     results = []
-    for execution in sorted(store.get_executions_by_context(runs[-1].id), key=lambda e: e.id):
+    for execution in sorted(store.get_executions_by_context(run.id), key=lambda e: e.id):
         node = node_id(store, execution)
         results.append(ComponentRun(node, component_state(execution, node), execution_seconds(execution),
-                                    _outputs(store, execution.id)))
+                                    execution_outputs(store, execution.id)))
     return results
 
 

@@ -97,9 +97,9 @@ def run_local(loaded: LoadedConfig, *, workdir: Optional[str | os.PathLike] = No
     for directory in (layout.pipeline_root, layout.serving_dir, layout.log_dir):
         directory.mkdir(parents=True, exist_ok=True)
     with recovery.exclusive_workdir(layout.root):
-        if choice is not None:
-            spans.check_new(choice, layout.metadata_path)
         interrupted = recovery.close_interrupted_executions(layout.metadata_path)
+        if choice is not None:  # after closing orphans: an interrupted run's span may be resumed
+            spans.check_new(choice, layout.metadata_path)
         result = _run_with_progress(loaded, layout, runner, extra_beam_args, verbose, show_progress)
     result.recovered = interrupted
     return result

@@ -107,20 +107,26 @@ def choose(data_path: str, requested: Optional[int]) -> SpanChoice:
 
 
 def ingested_spans(metadata_path: Path) -> list[int]:
-    """Spans ExampleGen recorded (Examples artifacts' `span` property) in a local metadata store."""
+    """Spans ingested by runs that finished (ExampleGen records the span on its Examples artifact).
+
+    A run that was interrupted or failed (a crash, a rejected span) does not count, so re-running the
+    latest span then resumes it from cache (or reports the rejection again) instead of being refused.
+    """
     if not metadata_path.exists():
         return []
-    from pipeline.run_outcome import artifact_span, open_store
+    from pipeline import run_outcome
 
-    store = open_store(metadata_path)
+    store = run_outcome.open_store(metadata_path)
     spans = set()
-    for context in store.get_contexts_by_type("node"):
-        if not context.name.endswith("ExampleGen"):
+    for run in run_outcome.run_contexts(store):
+        components = run_outcome.run_components(store, run)
+        if any(c.state in run_outcome.UNSUCCESSFUL_STATES for c in components):
             continue
-        for artifact in store.get_artifacts_by_context(context.id):
-            span = artifact_span(artifact)
-            if span is not None and artifact.state == artifact.LIVE:
-                spans.add(span)
+        for component in components:
+            for examples in component.outputs.get("examples", []) if component.node_id.endswith("ExampleGen") else []:
+                span = run_outcome.artifact_span(examples)
+                if span is not None:
+                    spans.add(span)
     return sorted(spans)
 
 
@@ -131,5 +137,5 @@ def check_new(choice: SpanChoice, metadata_path: Path) -> None:
     seen = ingested_spans(metadata_path)
     if seen and choice.span <= max(seen):
         raise NoNewSpan(f"no new span since the last run: the latest span is {choice.span} and span "
-                        f"{max(seen)} was already ingested; add span {max(seen) + 1} or re-run one "
-                        f"deliberately with --span {choice.span}")
+                        f"{max(seen)} was already ingested by a finished run; add span {max(seen) + 1} or re-run "
+                        f"one deliberately with --span {choice.span}")

@@ -3,6 +3,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+from ml_metadata.proto import metadata_store_pb2 as mlmd
 
 from pipeline import config, preflight, runners, spans
 from tests.support import mlmd_records
@@ -87,11 +88,14 @@ def test_span_flag_needs_a_span_path():
         runners.choose_span(config.load(ROOT / "configs/penguin.yaml"), 2)
 
 
-def _ingested(path: Path, span: int, run_id: str) -> None:
+def _ingested(path: Path, span: int, run_id: str, trainer_state=None) -> None:
     """A run whose ExampleGen recorded `span` on its Examples artifact (a custom property, as TFX 1.16 does)."""
     store = mlmd_records.writable_store(path)
-    mlmd_records.record(store, mlmd_records.start_run(store, run_id), "CsvExampleGen",
-                        outputs={"examples": mlmd_records.artifact("Examples", span=span)})
+    run = mlmd_records.start_run(store, run_id)
+    mlmd_records.record(store, run, "CsvExampleGen", outputs={"examples": mlmd_records.artifact("Examples", span=span)})
+    mlmd_records.record(store, run, "latest_validated_statistics_resolver", mlmd.Execution.FAILED)  # first run: empty
+    if trainer_state is not None:
+        mlmd_records.record(store, run, "Trainer", trainer_state)
 
 
 def test_no_new_span_since_the_last_run_is_refused_but_a_backfill_is_not(tmp_path):
@@ -106,3 +110,12 @@ def test_no_new_span_since_the_last_run_is_refused_but_a_backfill_is_not(tmp_pat
     with pytest.raises(spans.NoNewSpan, match="no new span since the last run: the latest span is 2"):
         spans.check_new(latest, store_path)
     spans.check_new(spans.choose(str(data / "span-{SPAN}"), 2), store_path)  # --span 2: deliberate
+
+
+@pytest.mark.parametrize("state", [mlmd.Execution.CANCELED, mlmd.Execution.FAILED])
+def test_the_span_of_an_interrupted_or_failed_run_can_be_resumed(tmp_path, state):
+    data = _span_data(tmp_path / "data", (1,))
+    store_path = tmp_path / "metadata.sqlite"
+    _ingested(store_path, 1, "run-1", trainer_state=state)
+    assert spans.ingested_spans(store_path) == []
+    spans.check_new(spans.choose(str(data / "span-{SPAN}"), None), store_path)
