@@ -181,7 +181,8 @@ def record_verdict(verdict: types.Artifact, sections: list[Section], fail_on_ano
     report = validation_report.render({s.title: s.anomalies for s in sections})
     findings = [row for s in sections for row in validation_report.findings(s.check, s.split, s.anomalies)]
     distances = [row for s in sections for row in validation_report.distances(s.check, s.split, s.anomalies, **s.context)]
-    gating = [f for f in findings if (fail_on_serving_skew if f["check"] == "serving_skew" else fail_on_anomalies)]
+    gating = [f for f in findings
+              if (fail_on_serving_skew if f["check"] == validation_report.SERVING_SKEW_CHECK else fail_on_anomalies)]
     decision = validation_report.REJECTED if gating else validation_report.PASSED
     verdict.set_string_custom_property(validation_report.VERDICT_PROPERTY, decision)
     verdict.set_string_custom_property(validation_report.FINDINGS_PROPERTY, json.dumps(findings))

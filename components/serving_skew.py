@@ -20,7 +20,7 @@ import tensorflow_data_validation as tfdv
 from tensorflow_metadata.proto.v0 import statistics_pb2
 from tensorflow_serving.apis import prediction_log_pb2
 
-CHECK = "serving_skew"
+from components.validation_report import SERVING_SKEW_CHECK as CHECK
 
 
 def log_files(location: str) -> list[str]:

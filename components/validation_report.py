@@ -19,6 +19,8 @@ DISTANCES_PROPERTY = "distances"  # a JSON list of `distances()` rows: every com
 SPAN_PROPERTY = "span"  # the span validated (ExampleGen's span of the statistics)
 BASELINE_SPAN_PROPERTY = "baseline_span"  # the last validated span it was compared with (absent: none yet)
 PASSED, REJECTED = "passed", "rejected"
+#: The check name of live-traffic skew findings (gated by validation.fail_on_serving_skew, not fail_on_anomalies).
+SERVING_SKEW_CHECK = "serving_skew"
 
 _HOW_TO_ACCEPT = (
     "If a change is expected, accept it knowingly: edit the curated schema named by validation.schema_path "
