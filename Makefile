@@ -1,5 +1,7 @@
 # tfxpipe — the two commands a user needs are `make run` and `make test`.
 SHELL := /bin/bash
+# pipefail: a command piped through a filter (pip below) still stops `make` when it fails.
+.SHELLFLAGS := -o pipefail -c
 PYTHON ?= python3.10
 VENV := .venv
 STAMP := $(VENV)/.installed
@@ -12,42 +14,71 @@ OVERLAY ?= dev
 CONFIG ?= configs/penguin.yaml
 PYTEST_ARGS ?=
 
-.PHONY: venv tools run test test-unit test-integration test-e2e images deploy audit audit-offline clean
+.PHONY: venv check-venv tools missing-tools run test test-unit test-integration test-e2e images deploy audit audit-offline clean
+
+# Installs a lock with --no-deps, so pip never resolves. A pip.conf naming local indexes makes pip warn
+# "Location ... is ignored: it is neither a file nor a directory" once per package: only that line is
+# dropped; pip's errors and exit status go through (pipefail).
+PIP_FLAGS = -q --disable-pip-version-check --no-deps
+WITHOUT_PIP_NOISE = 2>&1 | { grep -v "is ignored: it is neither a file nor a directory" || true; }
 
 # The venv is rebuilt when the lock or setup.py changes, and is a no-op otherwise.
 $(STAMP): requirements/lock.txt setup.py
 	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) not found; install Python 3.10 (pyenv install 3.10)"; exit 1; }
-	rm -rf $(VENV)
-	$(PYTHON) -m venv $(VENV)
-	$(VENV)/bin/pip install -q --disable-pip-version-check --no-deps -r requirements/lock.txt 2>&1 | grep -v "is ignored: it is neither" || true
-	$(VENV)/bin/pip install -q --disable-pip-version-check --no-deps --no-build-isolation -e . 2>&1 | grep -v "is ignored: it is neither" || true
-	$(VENV)/bin/python -c "import tfx, tensorflow, pipeline, trainer, serving" 
-	touch $(STAMP)
+	@echo "building $(VENV) from requirements/lock.txt (a few minutes, once)"
+	@rm -rf $(VENV)
+	@$(PYTHON) -m venv $(VENV)
+	@$(VENV)/bin/pip install $(PIP_FLAGS) -r requirements/lock.txt $(WITHOUT_PIP_NOISE)
+	@$(VENV)/bin/pip install $(PIP_FLAGS) --no-build-isolation -e . $(WITHOUT_PIP_NOISE)
+	@$(MAKE) --no-print-directory check-venv VENV=$(VENV)
+	@touch $(STAMP)
 
 venv: $(STAMP)
 
+# Every requirement of every installed package is met, and the stack imports. TensorFlow's import logs
+# CUDA/cuDNN "E" lines on machines without a GPU, which are not failures: its output is shown only
+# when the import fails.
+check-venv:
+	@test -x $(VENV)/bin/python || { echo "error: no virtualenv at $(VENV); run make venv"; exit 1; }
+	@log=$$(mktemp) && trap 'rm -f "$$log"' EXIT; \
+	$(VENV)/bin/pip check --disable-pip-version-check >"$$log" 2>&1 \
+		|| { cat "$$log"; echo "error: $(VENV) lacks what its packages require (above); is the lock complete?"; exit 1; }; \
+	TF_CPP_MIN_LOG_LEVEL=3 $(VENV)/bin/python -c "import tfx, tensorflow, pipeline, trainer, serving" >"$$log" 2>&1 \
+		|| { cat "$$log"; echo "error: the stack in $(VENV) does not import (see above)"; exit 1; }
+	@echo "$(VENV): every requirement met, tfx and tensorflow import"
+
 $(TOOLS_STAMP): requirements/tools.txt
-	@command -v $(TOOLS_PYTHON) >/dev/null || { echo "error: $(TOOLS_PYTHON) not found (needed for checkov); set TOOLS_PYTHON"; exit 1; }
-	rm -rf $(TOOLS_VENV)
-	$(TOOLS_PYTHON) -m venv $(TOOLS_VENV)
-	$(TOOLS_VENV)/bin/pip install -q --disable-pip-version-check --no-deps -r requirements/tools.txt 2>&1 | grep -v "is ignored: it is neither" || true
-	$(TOOLS_VENV)/bin/checkov --version >/dev/null
-	touch $(TOOLS_STAMP)
+	@$(TOOLS_PYTHON) --version >/dev/null 2>&1 || { echo "error: $(TOOLS_PYTHON) not found (needed for checkov); install Python 3.11 (pyenv install 3.11) or set TOOLS_PYTHON"; exit 1; }
+	@echo "building $(TOOLS_VENV) from requirements/tools.txt (checkov, once)"
+	@rm -rf $(TOOLS_VENV)
+	@$(TOOLS_PYTHON) -m venv $(TOOLS_VENV)
+	@$(TOOLS_VENV)/bin/pip install $(PIP_FLAGS) -r requirements/tools.txt $(WITHOUT_PIP_NOISE)
+	@$(TOOLS_VENV)/bin/checkov --version >/dev/null
+	@touch $(TOOLS_STAMP)
 
 tools: $(TOOLS_STAMP)
+
+# The tests need python3.11 (for the tools venv) and kubectl; without one, the tests that need it skip,
+# each naming the tool and how to install it, and this says so before they start.
+HAVE_TOOLS_PYTHON := $(shell $(TOOLS_PYTHON) --version 2>/dev/null)
+TEST_TOOLS := $(if $(HAVE_TOOLS_PYTHON),$(TOOLS_STAMP)) missing-tools
+
+missing-tools:
+	@$(if $(HAVE_TOOLS_PYTHON),true,echo "note: $(TOOLS_PYTHON) not found: the checkov tests will skip; install Python 3.11 (pyenv install 3.11)")
+	@command -v kubectl >/dev/null || echo "note: kubectl not found: the manifest tests will skip; install it (https://kubernetes.io/docs/tasks/tools/)"
 
 # The main job: run the pipeline, then serve the pushed model and query it over REST and gRPC.
 run: $(STAMP)
 	$(VENV)/bin/tfxpipe run --config $(CONFIG)
 	$(VENV)/bin/tfxpipe serve-check --config $(CONFIG)
 
-test: $(STAMP) $(TOOLS_STAMP)
+test: $(STAMP) $(TEST_TOOLS)
 	$(VENV)/bin/python -m pytest tests $(PYTEST_ARGS)
 
 test-unit: $(STAMP)
 	$(VENV)/bin/python -m pytest tests/unit $(PYTEST_ARGS)
 
-test-integration: $(STAMP) $(TOOLS_STAMP)
+test-integration: $(STAMP) $(TEST_TOOLS)
 	$(VENV)/bin/python -m pytest tests/integration $(PYTEST_ARGS)
 
 test-e2e: $(STAMP)

@@ -13,7 +13,9 @@ setup(
     python_requires=">=3.10,<3.11",
     packages=find_packages(include=["pipeline*", "components*", "trainer*", "serving*"]),
     include_package_data=True,
-    package_data={"serving": ["openapi.yaml"]},  # the REST API's description (no MANIFEST.in to pick it up)
+    # The REST API's description, and the kustomize tree `tfxpipe deploy` renders, so that it works from an
+    # installed wheel too (no MANIFEST.in to pick them up).
+    package_data={"serving": ["openapi.yaml", "k8s/**/*.yaml", "k8s/**/*.config"]},
     install_requires=[
         "tfx[kfp]==1.16.0",
         "dill",

@@ -8,7 +8,8 @@ FROM tensorflow/serving:2.16.1
 ARG MODEL_NAME=penguin
 ARG MODEL_DIR=docker/no-model
 
-COPY configs/serving/ /etc/tfserving/
+# The serving configs' one copy lives with the Kubernetes manifests (configs/serving links to it).
+COPY serving/k8s/base/config/ /etc/tfserving/
 # By default only a README lands in /models/<name>/; a MODEL_DIR of versions bakes the model in.
 COPY ${MODEL_DIR}/ /models/${MODEL_NAME}/
 

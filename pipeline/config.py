@@ -10,7 +10,6 @@ Trainer need into a plain dict that travels through TFX's `custom_config`.
 """
 from __future__ import annotations
 
-import csv
 import os
 from pathlib import Path
 from typing import Any, Literal, Optional
@@ -224,37 +223,17 @@ def _resolve(path: str, base: Path) -> Path:
     return p if p.is_absolute() else (base / p)
 
 
-def _is_remote(path: str) -> bool:
+def is_remote(path: str) -> bool:
+    """An object-store URI (gs://, s3://, ...): read where the pipeline runs, never checked or re-rooted here."""
     return "://" in path
-
-
-def _check_data(cfg: PipelineConfig, data_path: Path) -> None:
-    """Fail fast on a missing data location, and on CSV headers that lack configured columns."""
-    if not data_path.exists():
-        raise ConfigError(f"data.path: {str(data_path)!r} does not exist; point it (or --data) at your data directory")
-    if cfg.data.format != "csv":
-        return
-    files = [data_path] if data_path.is_file() else sorted(data_path.glob("*.csv"))
-    if not files:
-        raise ConfigError(f"data.path: no *.csv file in {str(data_path)!r}; add one or set data.format")
-    with open(files[0], newline="") as f:
-        header = next(csv.reader(f), [])
-    if not header:
-        raise ConfigError(f"data.path: {str(files[0])!r} is empty; it needs a header row and data")
-    wanted = [cfg.label.name] + [f.name for f in cfg.features]
-    missing = [c for c in wanted if c not in header]
-    if missing:
-        key = "label.name" if cfg.label.name in missing else "features"
-        raise ConfigError(
-            f"{key}: column(s) {missing} not in the header of {str(files[0])!r} (columns: {header}); "
-            "fix the config or the data"
-        )
 
 
 def load(path: str | os.PathLike, *, data: Optional[str] = None, check_data: bool = True) -> "LoadedConfig":
     """Parse and validate a YAML config; relative paths are resolved against the project root.
 
     `data` overrides `data.path` (the CLI's `--data`). Raises ConfigError with one line per problem.
+    `check_data` only checks that a local data location exists: what is inside the files (headers,
+    columns, rows) is `pipeline.preflight`'s job, run before any TFX work.
     """
     path = Path(path)
     if not path.is_file():
@@ -276,9 +255,9 @@ def load(path: str | os.PathLike, *, data: Optional[str] = None, check_data: boo
         raise ConfigError(f"{path}: invalid configuration:\n{problems}") from None
 
     base = project_root(path)
-    data_path = cfg.data.path if _is_remote(cfg.data.path) else str(_resolve(cfg.data.path, base if data is None else Path.cwd()))
-    if check_data and not _is_remote(data_path):
-        _check_data(cfg, Path(data_path))
+    data_path = cfg.data.path if is_remote(cfg.data.path) else str(_resolve(cfg.data.path, base if data is None else Path.cwd()))
+    if check_data and not is_remote(data_path) and not Path(data_path).exists():
+        raise ConfigError(f"data.path: {data_path!r} does not exist; point it (or --data) at your data directory")
     schema_path = None
     if cfg.validation.schema_path:
         schema_path = str(_resolve(cfg.validation.schema_path, base))

@@ -2,22 +2,33 @@
 
 `kubectl kustomize` renders an overlay and `kubectl apply -f -` applies it; `--dry-run` prints the
 rendered manifests instead. Errors say what failed and what to do (kubectl missing, no cluster).
+The manifests are package data of `serving`, so deploy works from an installed wheel as from a checkout.
 """
 from __future__ import annotations
 
 import shutil
 import subprocess
+from importlib import resources
 from pathlib import Path
 from typing import Optional
 
 import click
 
-K8S_DIR = Path(__file__).resolve().parent.parent / "serving" / "k8s"
 OVERLAYS = ("dev", "prod")
 
 
 class DeployError(RuntimeError):
     """kubectl is missing, an overlay does not build, or the cluster refused the manifests."""
+
+
+def k8s_dir() -> Path:
+    """The kustomize tree (base and overlays) shipped in the `serving` package, on disk for kubectl."""
+    tree = resources.files("serving") / "k8s"
+    # kubectl needs a real directory: true for a checkout and an installed wheel, not for a zipped package.
+    if not isinstance(tree, Path) or not (tree / "base" / "kustomization.yaml").is_file():
+        raise DeployError(f"the Kubernetes manifests are missing from the installed package ({tree}); "
+                          "reinstall tfxpipe from a wheel or a checkout")
+    return tree
 
 
 def _kubectl(args: list[str], *, stdin: Optional[str] = None, timeout: float = 120) -> str:
@@ -37,7 +48,7 @@ def render(overlay: str) -> str:
     """The overlay's manifests as one YAML stream."""
     if overlay not in OVERLAYS:
         raise DeployError(f"unknown overlay {overlay!r}; choose one of {', '.join(OVERLAYS)}")
-    return _kubectl(["kustomize", str(K8S_DIR / "overlays" / overlay)])
+    return _kubectl(["kustomize", str(k8s_dir() / "overlays" / overlay)])
 
 
 def apply(overlay: str, *, context: Optional[str] = None) -> str:

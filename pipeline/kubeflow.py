@@ -13,7 +13,7 @@ import tempfile
 from pathlib import Path
 from typing import Optional
 
-from pipeline.config import ConfigError, LoadedConfig, ResourcesConfig
+from pipeline.config import ConfigError, LoadedConfig, ResourcesConfig, is_remote, project_root
 from pipeline.pipeline import PipelinePaths, create_pipeline
 
 
@@ -23,11 +23,10 @@ class SubmitError(RuntimeError):
 
 def _in_image(loaded: LoadedConfig, local_path: Optional[str]) -> Optional[str]:
     """Map a path under the local project root to the same path inside the pipeline image."""
-    if local_path is None or "://" in local_path:
+    if local_path is None or is_remote(local_path):
         return local_path
-    root = loaded.source.parent.parent if loaded.source.parent.name == "configs" else loaded.source.parent
     try:
-        relative = Path(local_path).resolve().relative_to(root)
+        relative = Path(local_path).resolve().relative_to(project_root(loaded.source))
     except ValueError:
         raise ConfigError(
             f"kubeflow.data_path: {local_path!r} is outside the project, so the pipeline image cannot see it; "

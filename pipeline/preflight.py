@@ -1,17 +1,18 @@
-"""Pre-flight checks on local input files, before any TFX work starts.
+"""Pre-flight checks on local input files, before any TFX work starts: the one home of every check
+that reads the data files (the config loader only checks that the data location exists).
 
 ExampleGen fails on a malformed CSV deep inside a Beam worker, with a stack trace that names neither the
-file nor the line. These checks read the files the run will ingest and report structural problems
-(empty files, rows with the wrong number of columns, broken quoting) with file, line and fix. Content
-problems (text in a numeric column, unknown categories, drift) are the schema's job: the data
-validation gate reports those.
+file nor the line. These checks read the files the run will ingest and report a header that lacks a
+configured column (naming the config key to fix) and structural problems (empty files, rows with the
+wrong number of columns, broken quoting) with file, line and fix. Content problems (text in a numeric
+column, unknown categories, drift) are the schema's job: the data validation gate reports those.
 """
 from __future__ import annotations
 
 import csv
 from pathlib import Path
 
-from pipeline.config import ConfigError, LoadedConfig
+from pipeline.config import ConfigError, LoadedConfig, PipelineConfig, is_remote
 
 _MAX_PROBLEMS = 10
 
@@ -24,14 +25,26 @@ def data_files(loaded: LoadedConfig) -> list[Path]:
     return sorted(p for p in path.glob(suffix) if p.is_file())
 
 
-def _csv_problems(path: Path) -> list[str]:
+def _check_columns(path: Path, header: list[str], cfg: PipelineConfig) -> None:
+    """A configured column missing from a header is a config/data mismatch, not a bad row: name the key."""
+    wanted = [cfg.label.name] + [f.name for f in cfg.features]
+    missing = [c for c in wanted if c not in header]
+    if missing:
+        key = "label.name" if cfg.label.name in missing else "features"
+        raise ConfigError(
+            f"{key}: column(s) {missing} not in the header of {str(path)!r} (columns: {header}); "
+            "fix the config or the data")
+
+
+def _csv_problems(path: Path, cfg: PipelineConfig) -> list[str]:
     problems: list[str] = []
     with path.open(newline="") as f:
         reader = csv.reader(f, strict=True)
         try:
             header = next(reader, None)
             if not header:
-                return [f"{path}: the file is empty; it needs a header row and at least one data row"]
+                return [f"{str(path)!r} is empty; it needs a header row and data rows"]
+            _check_columns(path, header, cfg)
             rows = 0
             # A quoted field may span lines, so a record is reported at the line where it starts: an
             # unclosed quote makes the reader fail at the end of the file, far from the mistake.
@@ -51,15 +64,17 @@ def _csv_problems(path: Path) -> list[str]:
 
 
 def check_input_files(loaded: LoadedConfig) -> None:
-    """Raise ConfigError listing every structural problem in the local input files."""
-    if "://" in loaded.data_path:
+    """Raise ConfigError naming a configured column missing from a CSV header, or listing every
+    structural problem in the local input files."""
+    if is_remote(loaded.data_path):
         return  # object storage: ExampleGen reads it where it runs
     files = data_files(loaded)
     if not files:
-        raise ConfigError(f"data.path: no {loaded.cfg.data.format} files in {loaded.data_path!r}")
+        raise ConfigError(f"data.path: no {loaded.cfg.data.format} files in {loaded.data_path!r}; "
+                          "point it (or --data) at your data, or set data.format")
     if loaded.cfg.data.format != "csv":
         return
-    problems = [p for f in files for p in _csv_problems(f)]
+    problems = [p for f in files for p in _csv_problems(f, loaded.cfg)]
     if problems:
         listed = "\n".join(f"  - {p}" for p in problems[:_MAX_PROBLEMS])
         raise ConfigError(

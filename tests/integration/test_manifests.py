@@ -1,9 +1,11 @@
 """Offline checks of what we deploy: every overlay builds, validates against a pinned Kubernetes schema,
-passes checkov's policy scan; the Dockerfiles pass hadolint and checkov; config copies stay in sync."""
+passes checkov's policy scan; the Dockerfiles pass hadolint and checkov; the serving configs exist once
+and ship, with the manifests, in the wheel `tfxpipe deploy` runs from."""
 import os
 import shutil
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -19,14 +21,23 @@ DOCKERFILES = sorted((ROOT / "docker").glob("*.Dockerfile"))
 def _checkov() -> str:
     path = os.environ.get("CHECKOV_BIN") or str(ROOT / ".venv-tools/bin/checkov")
     if not Path(path).exists():
-        pytest.skip(f"checkov not installed at {path}: run `make tools`")
+        pytest.skip(f"checkov not installed at {path}: it lives in .venv-tools, which `make tools` builds with "
+                    "python3.11 (install Python 3.11, e.g. `pyenv install 3.11`, then run `make tools`)")
+    return path
+
+
+def _kubectl() -> str:
+    path = shutil.which("kubectl")
+    if path is None:
+        pytest.skip("kubectl not found on PATH: install it (https://kubernetes.io/docs/tasks/tools/) "
+                    "to render the kustomize overlays")
     return path
 
 
 @pytest.fixture(scope="module", params=OVERLAYS)
 def rendered(request, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("k8s") / f"{request.param}.yaml"
-    out.write_text(subprocess.run(["kubectl", "kustomize", str(K8S / "overlays" / request.param)],
+    out.write_text(subprocess.run([_kubectl(), "kustomize", str(K8S / "overlays" / request.param)],
                                   check=True, capture_output=True, text=True).stdout)
     return out
 
@@ -79,18 +90,44 @@ def test_hadolint_has_no_warnings(dockerfile):
 
 
 @pytest.mark.parametrize("name", ["models.config", "batching.config", "monitoring.config"])
-def test_kustomize_config_copies_match_configs_serving(name):
-    assert (K8S / "base/config" / name).read_bytes() == (ROOT / "configs/serving" / name).read_bytes(), (
-        f"serving/k8s/base/config/{name} drifted from configs/serving/{name}: copy it over")
+def test_serving_configs_have_one_copy(name):
+    """serving/k8s/base/config is the source (kustomize reads only below its directory); configs/serving
+    links to it and the serving image copies from it, so there is nothing to keep in step."""
+    assert (ROOT / "configs/serving").resolve() == (K8S / "base/config").resolve()
+    assert (K8S / "base/config" / name).read_bytes() == (ROOT / "configs/serving" / name).read_bytes()
+    assert "COPY serving/k8s/base/config/ /etc/tfserving/" in (ROOT / "docker/serving.Dockerfile").read_text()
 
 
 def test_serving_configs_parse_as_tf_serving_protos():
     from serving import model_config
 
-    models = model_config.model_configs(model_config.read_model_server_config(str(ROOT / "configs/serving/models.config")))
+    config = K8S / "base/config"
+    models = model_config.model_configs(model_config.read_model_server_config(str(config / "models.config")))
     assert [m.name for m in models] == ["penguin"]
-    assert model_config.read_batching_options(str(ROOT / "configs/serving/batching.config")).max_batch_size == 64
-    assert model_config.read_monitoring_options(str(ROOT / "configs/serving/monitoring.config")).prometheus_enabled
+    assert model_config.read_batching_options(str(config / "batching.config")).max_batch_size == 64
+    assert model_config.read_monitoring_options(str(config / "monitoring.config")).prometheus_enabled
+
+
+def test_wheel_ships_the_manifests_deploy_renders(tmp_path):
+    """`tfxpipe deploy` from an installed wheel finds every manifest and renders what a checkout renders."""
+    kubectl = _kubectl()
+    source = tmp_path / "src"  # a copy, so that the build leaves no build/ or *.egg-info in the checkout
+    shutil.copytree(ROOT, source, symlinks=True, ignore=shutil.ignore_patterns(
+        ".git", ".venv*", "runs", "build", "dist", "*.egg-info", "__pycache__", ".pytest_cache", ".hypothesis"))
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", str(source),
+                    "-w", str(tmp_path / "dist")], check=True, capture_output=True, text=True)
+    with zipfile.ZipFile(next((tmp_path / "dist").glob("tfxpipe-*.whl"))) as wheel:
+        shipped = {n for n in wheel.namelist() if n.startswith("serving/k8s/")}
+        wheel.extractall(tmp_path / "site")
+    in_checkout = {str(p.relative_to(ROOT)) for p in K8S.rglob("*") if p.is_file()}
+    assert shipped == in_checkout
+    script = "from pipeline import deploy; print(deploy.k8s_dir()); print(deploy.render('dev'), end='')"
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=tmp_path, check=True,
+                          env={**os.environ, "PYTHONPATH": str(tmp_path / "site")})
+    found, manifests = done.stdout.split("\n", 1)
+    assert found == str(tmp_path / "site/serving/k8s")
+    assert manifests == subprocess.run([kubectl, "kustomize", str(K8S / "overlays/dev")],
+                                       check=True, capture_output=True, text=True).stdout
 
 
 def _secret_findings(directory: Path) -> str:

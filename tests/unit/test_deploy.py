@@ -1,6 +1,8 @@
 """`tfxpipe deploy` in-process: dry-run renders the overlay; kubectl failures are clear errors."""
 import os
+import shutil
 import stat
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -9,6 +11,15 @@ from pipeline import deploy
 from pipeline.cli import main
 
 
+def test_manifests_are_found_in_the_serving_package():
+    import serving
+
+    assert deploy.k8s_dir() == Path(serving.__file__).parent / "k8s"
+    assert (deploy.k8s_dir() / "overlays/dev/kustomization.yaml").is_file()
+
+
+@pytest.mark.skipif(shutil.which("kubectl") is None,
+                    reason="kubectl not found on PATH: install it (https://kubernetes.io/docs/tasks/tools/)")
 def test_dry_run_prints_the_overlay():
     result = CliRunner().invoke(main, ["deploy", "--overlay", "dev", "--dry-run"])
     assert result.exit_code == 0, result.output

@@ -23,7 +23,7 @@ def test_bundled_data_passes():
 
 
 @pytest.mark.parametrize("text, message", [
-    ("", r"penguins\.csv: the file is empty"),
+    ("", r"penguins\.csv' is empty"),
     (HEADER, r"penguins\.csv: only a header row, no data"),
     (HEADER + GOOD_ROW + "Adelie,Torgersen,39.1\n", r"penguins\.csv:3: 3 columns, the header has 8"),
     (HEADER + GOOD_ROW + GOOD_ROW.strip() + ",extra\n", r"penguins\.csv:3: 9 columns"),
@@ -36,6 +36,34 @@ def test_malformed_csv_is_rejected_with_location(tmp_path, text, message):
     with pytest.raises(config.ConfigError, match=message) as excinfo:
         preflight.check_input_files(_loaded(tmp_path, text))
     assert "re-run" in str(excinfo.value) or "empty" in str(excinfo.value) or "header" in str(excinfo.value)
+
+
+def _with(loaded, **cfg_changes):
+    return loaded.model_copy(update={"cfg": loaded.cfg.model_copy(update=cfg_changes)})
+
+
+def test_label_that_is_not_a_column():
+    loaded = _with(config.load(ROOT / "configs/penguin.yaml"), label=config.LabelConfig(name="genus", classes=["a", "b"]))
+    with pytest.raises(config.ConfigError, match=r"label\.name: column\(s\) \['genus'\] not in the header"):
+        preflight.check_input_files(loaded)
+
+
+def test_feature_that_is_not_a_column():
+    loaded = config.load(ROOT / "configs/penguin.yaml")
+    loaded = _with(loaded, features=[*loaded.cfg.features, config.FeatureConfig(name="beak_colour", type="categorical")])
+    with pytest.raises(config.ConfigError, match=r"features: column\(s\) \['beak_colour'\]"):
+        preflight.check_input_files(loaded)
+
+
+def test_every_csv_header_is_checked(tmp_path):
+    loaded = _loaded(tmp_path, HEADER + GOOD_ROW)
+    (tmp_path / "data" / "more.csv").write_text(HEADER.replace("sex", "gender") + GOOD_ROW)
+    with pytest.raises(config.ConfigError, match=r"features: column\(s\) \['sex'\] not in the header of .*more\.csv"):
+        preflight.check_input_files(loaded)
+
+
+def test_remote_data_is_left_to_example_gen():
+    preflight.check_input_files(config.load(ROOT / "configs/penguin.yaml", data="gs://bucket/penguins"))
 
 
 def test_no_data_files(tmp_path):
