@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Literal, Optional
+from typing import Any, Literal, NamedTuple, Optional
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -60,11 +60,30 @@ class FeatureConfig(_Strict):
         return self
 
 
+#: What the model predicts; each task has its own head, loss, metrics, signatures and serving API.
+TASKS = ("binary", "multiclass", "regression")
+
+
 class LabelConfig(_Strict):
-    """The column to predict and its classes; class ids follow the order given here."""
+    """The column to predict.
+
+    Classification: `classes` in id order (a class's position is its id). Binary: two classes, the
+    positive one `positive_class` (default: the second), or only `positive_class` (every other value
+    is negative), or neither for 0/1 labels. Regression: a numeric column; `normalize: true` trains on
+    the z-scored label and the exported model turns predictions back into the label's units.
+    """
 
     name: str
-    classes: list[str] = Field(min_length=2)
+    #: Only used to infer `task` when it is not given: numeric means regression.
+    type: Optional[Literal["categorical", "numeric"]] = None
+    classes: list[str] = Field(default_factory=list)
+    positive_class: Optional[str] = None
+    normalize: bool = False
+
+    @field_validator("classes", mode="before")
+    @classmethod
+    def _as_strings(cls, classes: Any) -> Any:
+        return [str(c) for c in classes] if isinstance(classes, list) else classes
 
     @field_validator("classes")
     @classmethod
@@ -72,6 +91,21 @@ class LabelConfig(_Strict):
         if len(set(classes)) != len(classes):
             raise ValueError("label classes must be unique")
         return classes
+
+
+def infer_task(label: Any) -> str:
+    """The task a `label:` mapping implies when `task:` is not given (see README "Tasks")."""
+    label = label if isinstance(label, dict) else {}
+    classes = label.get("classes") or []
+    if label.get("type") == "numeric":
+        return "regression"
+    if label.get("positive_class") is not None or len(classes) == 2:
+        return "binary"
+    if len(classes) > 2:
+        return "multiclass"
+    if label.get("type") == "categorical":
+        raise ValueError("label.type categorical needs label.classes (or positive_class); or set task explicitly")
+    return "regression"
 
 
 class ModelConfig(_Strict):
@@ -95,8 +129,39 @@ class ThresholdConfig(_Strict):
     max_decrease: Optional[float] = Field(None, ge=0.0)
 
 
-#: Metrics `evaluation.thresholds` may name (TFMA computes them for every run and slice).
-THRESHOLD_METRICS = ("sparse_categorical_accuracy", "sparse_categorical_crossentropy")
+class ThresholdMetric(NamedTuple):
+    """A metric `evaluation.thresholds` may name: TFMA's class, which way is better, the tasks it fits."""
+
+    tfma_class: str
+    higher_is_better: bool
+    tasks: tuple[str, ...]
+
+
+#: Metrics `evaluation.thresholds` may name (TFMA computes them for every run and slice of their tasks).
+THRESHOLD_METRICS = {
+    "sparse_categorical_accuracy": ThresholdMetric("SparseCategoricalAccuracy", True, ("multiclass",)),
+    "sparse_categorical_crossentropy": ThresholdMetric("SparseCategoricalCrossentropy", False, ("multiclass",)),
+    "binary_accuracy": ThresholdMetric("BinaryAccuracy", True, ("binary",)),
+    "auc": ThresholdMetric("AUC", True, ("binary",)),
+    "auc_precision_recall": ThresholdMetric("AUCPrecisionRecall", True, ("binary",)),
+    "mean_squared_error": ThresholdMetric("MeanSquaredError", False, ("regression",)),
+    "root_mean_squared_error": ThresholdMetric("RootMeanSquaredError", False, ("regression",)),
+    "mean_absolute_error": ThresholdMetric("MeanAbsoluteError", False, ("regression",)),
+}
+
+
+def task_metrics(task: str) -> list[str]:
+    """The threshold metrics TFMA computes for `task`, in table order."""
+    return [name for name, metric in THRESHOLD_METRICS.items() if task in metric.tasks]
+
+
+#: `evaluation.thresholds` when the YAML gives none: a floor a useful model clears (regression has no
+#: unit-free floor, so it has none and blessing rests on the thresholds the YAML sets).
+DEFAULT_THRESHOLDS: dict[str, dict[str, dict[str, float]]] = {
+    "multiclass": {"sparse_categorical_accuracy": {"lower_bound": 0.7}},
+    "binary": {"auc": {"lower_bound": 0.7}},
+    "regression": {},
+}
 
 
 class EvaluationConfig(_Strict):
@@ -104,7 +169,7 @@ class EvaluationConfig(_Strict):
 
     slices: list[list[str]] = Field(default_factory=list)
     thresholds: dict[str, ThresholdConfig] = Field(
-        default_factory=lambda: {"sparse_categorical_accuracy": ThresholdConfig(lower_bound=0.7)}
+        default_factory=lambda: {k: ThresholdConfig(**v) for k, v in DEFAULT_THRESHOLDS["multiclass"].items()}
     )
 
     @field_validator("thresholds")
@@ -169,6 +234,8 @@ class PipelineConfig(_Strict):
     pipeline_name: str = Field(pattern=_SAFE_NAME)
     model_name: str = Field(pattern=_SAFE_NAME)
     data: DataConfig
+    #: Inferred from `label` when not given (`infer_task`); always set once the config is loaded.
+    task: Optional[Literal["binary", "multiclass", "regression"]] = None
     features: list[FeatureConfig] = Field(min_length=1)
     label: LabelConfig
     model: ModelConfig = Field(default_factory=ModelConfig)
@@ -176,6 +243,41 @@ class PipelineConfig(_Strict):
     validation: ValidationConfig = Field(default_factory=ValidationConfig)
     beam: BeamConfig = Field(default_factory=BeamConfig)
     kubeflow: KubeflowConfig = Field(default_factory=KubeflowConfig)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _resolve_task(cls, raw: Any) -> Any:
+        """Fills in `task`, the binary classes and the task's default thresholds, before validation."""
+        if not isinstance(raw, dict) or not isinstance(raw.get("label"), dict):
+            return raw
+        raw = dict(raw)
+        task = raw.get("task") or infer_task(raw["label"])
+        raw["task"] = task
+        if task == "binary":
+            raw["label"] = _binary_label(raw["label"])
+        evaluation = raw.get("evaluation")
+        if evaluation is None or (isinstance(evaluation, dict) and "thresholds" not in evaluation):
+            raw["evaluation"] = {**(evaluation or {}), "thresholds": DEFAULT_THRESHOLDS.get(task, {})}
+        return raw
+
+    @model_validator(mode="after")
+    def _label_fits_task(self) -> "PipelineConfig":
+        label, task = self.label, self.task
+        if task == "multiclass" and len(label.classes) < 3:
+            raise ValueError(f"task multiclass needs label.classes with 3 or more entries, got {label.classes}; "
+                             "two classes are task: binary")
+        if task != "regression" and label.type == "numeric":
+            raise ValueError(f"label.type numeric is a regression label; task is {task}")
+        if task == "regression" and (label.classes or label.positive_class is not None):
+            raise ValueError("task regression predicts a number: remove label.classes/positive_class")
+        if task != "regression" and label.normalize:
+            raise ValueError(f"label.normalize applies to task regression only (task is {task})")
+        valid = task_metrics(task)
+        mismatched = sorted(set(self.evaluation.thresholds) - set(valid))
+        if mismatched:
+            raise ValueError(f"evaluation.thresholds: unknown metrics {mismatched} for task {task}; "
+                             f"choose from {valid}")
+        return self
 
     @model_validator(mode="after")
     def _names_are_consistent(self) -> "PipelineConfig":
@@ -201,10 +303,28 @@ class PipelineConfig(_Strict):
     def trainer_config(self) -> dict[str, Any]:
         """The plain-data view Transform and Trainer receive through `custom_config`."""
         return {
+            "task": self.task,
             "features": [f.model_dump() for f in self.features],
-            "label": self.label.model_dump(),
+            "label": self.label.model_dump(include={"name", "classes", "positive_class", "normalize"}),
             "model": self.model.model_dump(),
         }
+
+
+def _binary_label(label: dict[str, Any]) -> dict[str, Any]:
+    """A binary label with both classes named, negative first: [0, 1] labels when neither is given."""
+    classes = [str(c) for c in label.get("classes") or []]
+    positive = label.get("positive_class")
+    positive = None if positive is None else str(positive)
+    if not classes:
+        positive = positive or "1"
+        classes = ["0", "1"] if positive == "1" else [f"not_{positive}", positive]
+    if len(classes) != 2:
+        raise ValueError(f"task binary needs exactly two label.classes, got {classes}")
+    positive = positive or classes[1]
+    if positive not in classes:
+        raise ValueError(f"label.positive_class {positive!r} is not one of label.classes {classes}")
+    negative = classes[0] if classes[1] == positive else classes[1]
+    return {**label, "classes": [negative, positive], "positive_class": positive}
 
 
 def _describe(error: dict[str, Any]) -> str:

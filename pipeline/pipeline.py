@@ -24,6 +24,7 @@ from tfx.dsl.components.base import executor_spec
 
 from components import atomic_pusher
 from components.data_validation_gate import DataValidationGate
+from pipeline import config as config_lib
 from pipeline.config import THRESHOLD_METRICS, LoadedConfig, PipelineConfig, ThresholdConfig
 from trainer import contract
 
@@ -61,16 +62,11 @@ def _example_gen(cfg: PipelineConfig, data_path: str):
     ).with_id("ParquetExampleGen")
 
 
-#: For each metric a config may threshold (config.THRESHOLD_METRICS): TFMA class, which way is better.
-_TFMA_METRICS = {
-    "sparse_categorical_accuracy": ("SparseCategoricalAccuracy", tfma.MetricDirection.HIGHER_IS_BETTER),
-    "sparse_categorical_crossentropy": ("SparseCategoricalCrossentropy", tfma.MetricDirection.LOWER_IS_BETTER),
-}
-
-
 def _metric_config(metric: str, rule: Optional[ThresholdConfig]) -> tfma.MetricConfig:
     """One TFMA metric, with the config's absolute bounds and allowed change vs the baseline, if any."""
-    class_name, direction = _TFMA_METRICS[metric]
+    class_name = THRESHOLD_METRICS[metric].tfma_class
+    direction = (tfma.MetricDirection.HIGHER_IS_BETTER if THRESHOLD_METRICS[metric].higher_is_better
+                 else tfma.MetricDirection.LOWER_IS_BETTER)
     if rule is None:
         return tfma.MetricConfig(class_name=class_name)
     bounds = {k: {"value": v} for k, v in (("lower_bound", rule.lower_bound), ("upper_bound", rule.upper_bound))
@@ -83,24 +79,52 @@ def _metric_config(metric: str, rule: Optional[ThresholdConfig]) -> tfma.MetricC
     return tfma.MetricConfig(class_name=class_name, threshold=threshold)
 
 
-def eval_config(cfg: PipelineConfig) -> tfma.EvalConfig:
-    """TFMA config: overall + per-slice metrics, per-class precision/recall, and the blessing rules."""
+def model_spec(cfg: PipelineConfig) -> tfma.ModelSpec:
+    """Which signature TFMA feeds serialized examples to, and where it finds prediction and label.
+
+    Classification reads `SCORES` of the Classify signature, regression `REGRESS_OUTPUTS` of the
+    Regress one; the transformed label comes from `transform_features`. Every name is the exported
+    model's contract.
+    """
+    if cfg.task == "regression":
+        signature, prediction = contract.REGRESS_SIGNATURE, contract.REGRESS_OUTPUTS
+    else:
+        signature, prediction = contract.CLASSIFY_SIGNATURE, contract.SCORES
+    return tfma.ModelSpec(signature_name=signature, prediction_key=prediction,
+                          label_key=contract.transformed_name(cfg.label.name),
+                          preprocessing_function_names=[contract.TRANSFORM_SIGNATURE])
+
+
+def _metrics_specs(cfg: PipelineConfig) -> list[tfma.MetricsSpec]:
+    """The task's metrics (thresholded as configured), the example count, and per-class metrics.
+
+    Binary models output [1 - p, p] like any classifier, so their metrics are computed on the positive
+    class (`binarize: class_ids [1]`; TFMA reports them as `<metric>` of sub-key class_id 1);
+    multiclass models add precision and recall of every class.
+    """
     thresholds = cfg.evaluation.thresholds
+    task_metrics = [_metric_config(m, thresholds.get(m)) for m in config_lib.task_metrics(cfg.task)]
+    example_count = tfma.MetricConfig(class_name="ExampleCount")
+    per_class = [tfma.MetricConfig(class_name="Precision"), tfma.MetricConfig(class_name="Recall")]
+    if cfg.task == "regression":
+        return [tfma.MetricsSpec(metrics=task_metrics + [example_count])]
+    if cfg.task == "binary":
+        return [tfma.MetricsSpec(metrics=[example_count]),
+                tfma.MetricsSpec(binarize=tfma.BinarizationOptions(class_ids={"values": [1]}),
+                                 metrics=task_metrics + per_class)]
+    return [
+        tfma.MetricsSpec(metrics=task_metrics + [example_count]),
+        tfma.MetricsSpec(binarize=tfma.BinarizationOptions(class_ids={"values": list(range(len(cfg.label.classes)))}),
+                         metrics=per_class),
+    ]
+
+
+def eval_config(cfg: PipelineConfig) -> tfma.EvalConfig:
+    """TFMA config: overall + per-slice metrics of the task, per-class metrics, and the blessing rules."""
     return tfma.EvalConfig(
-        # TFMA feeds serialized examples to the Classify signature and reads the transformed label
-        # from `transform_features`; every name is the exported model's contract.
-        model_specs=[tfma.ModelSpec(signature_name=contract.CLASSIFY_SIGNATURE, prediction_key=contract.SCORES,
-                                    label_key=contract.transformed_name(cfg.label.name),
-                                    preprocessing_function_names=[contract.TRANSFORM_SIGNATURE])],
+        model_specs=[model_spec(cfg)],
         slicing_specs=[tfma.SlicingSpec()] + [tfma.SlicingSpec(feature_keys=keys) for keys in cfg.evaluation.slices],
-        metrics_specs=[
-            tfma.MetricsSpec(metrics=[_metric_config(m, thresholds.get(m)) for m in THRESHOLD_METRICS]
-                             + [tfma.MetricConfig(class_name="ExampleCount")]),
-            tfma.MetricsSpec(
-                binarize=tfma.BinarizationOptions(class_ids={"values": list(range(len(cfg.label.classes)))}),
-                metrics=[tfma.MetricConfig(class_name="Precision"), tfma.MetricConfig(class_name="Recall")],
-            ),
-        ],
+        metrics_specs=_metrics_specs(cfg),
     )
 
 

@@ -1,4 +1,11 @@
-"""The Keras classifier: a pure function of the feature spec, vocabulary sizes and hyper-parameters.
+"""The Keras model: a pure function of the feature spec, vocabulary sizes, hyper-parameters and task.
+
+One DNN body for every task; the head, loss and Keras metrics follow the task: multiclass, a softmax
+over the classes with sparse categorical cross-entropy; binary, one sigmoid unit (the positive class's
+probability) with binary cross-entropy, accuracy, ROC AUC and PR AUC; regression, one linear unit with
+mean squared error, RMSE and MAE — followed, when the label is normalised, by a fixed rescaling that
+turns the unit's z-score back into the label's units, so the trained model (and every signature
+exported from it) predicts in those units.
 
 It consumes what `preprocessing_fn` emits — one float32 value per row for numeric features, one int64
 vocabulary id per row for categorical ones, keyed `<name>_xf` — so it is testable on in-memory tensors
@@ -7,15 +14,24 @@ sets TF_USE_LEGACY_KERAS, after which `tf.keras` may resolve to Keras 2.
 """
 from __future__ import annotations
 
-from typing import Any, Mapping, Sequence
+from typing import Any, Mapping, Optional, Sequence
 
 import keras
 
-from trainer.trainer_config import FeatureSpec, ModelHparams
+from trainer.trainer_config import BINARY, MULTICLASS, REGRESSION, FeatureSpec, ModelHparams
 
 ACCURACY_METRIC = "sparse_categorical_accuracy"
-#: The softmax layer; its bias is what a test sets to make a model's predictions recognisable.
+#: The classification output layer (softmax, or the binary sigmoid); its bias is what a test sets to
+#: make a model's predictions recognisable.
 OUTPUT_LAYER = "probabilities"
+#: The regression output layer (linear, in z-score units when the label is normalised).
+REGRESSION_LAYER = "value"
+#: Keras metric names per task (the same names TFMA reports for the matching TFMA metrics).
+TASK_METRICS = {
+    MULTICLASS: (ACCURACY_METRIC,),
+    BINARY: ("binary_accuracy", "auc", "auc_precision_recall"),
+    REGRESSION: ("mean_squared_error", "root_mean_squared_error", "mean_absolute_error"),
+}
 
 
 def categorical_depth(spec: FeatureSpec, vocabulary_sizes: Mapping[str, int]) -> int:
@@ -51,18 +67,23 @@ def build_model(
     vocabulary_sizes: Mapping[str, int],
     hparams: ModelHparams,
     num_classes: int,
+    task: str = MULTICLASS,
+    label_moments: Optional[tuple[float, float]] = None,
 ) -> keras.Model:
-    """A compiled functional DNN classifier over the transformed features.
+    """A compiled functional DNN over the transformed features, with the task's head.
 
     Args:
       features: the config's features (`TrainerConfig.features`), in model input order.
       vocabulary_sizes: vocabulary entries per categorical feature name, OOV buckets excluded
         (`TFTransformOutput.vocabulary_size_by_name`).
       hparams: the config's `model` section (hidden_units, dropout, learning_rate, seed are read).
-      num_classes: width of the softmax.
+      num_classes: width of the softmax (multiclass); ignored by the binary and regression heads.
+      task: `trainer_config.TASKS`; the default keeps multiclass callers unchanged.
+      label_moments: (mean, std) of the regression label when it is normalised, else None.
 
-    Seeds are passed to each initializer and dropout layer instead of seeding Keras globally, so
-    building a model has no side effect on other code in the process.
+    Outputs: multiclass [N, K] probabilities, binary [N, 1] positive-class probability, regression
+    [N, 1] value. Seeds are passed to each initializer and dropout layer instead of seeding Keras
+    globally, so building a model has no side effect on other code in the process.
     """
     seed = hparams.seed
     inputs, columns = [], []
@@ -83,16 +104,35 @@ def build_model(
         )(hidden)
         if hparams.dropout:
             hidden = keras.layers.Dropout(hparams.dropout, seed=seed + 200 + layer_index)(hidden)
-    probabilities = keras.layers.Dense(
-        num_classes,
-        activation="softmax",
-        kernel_initializer=keras.initializers.GlorotUniform(seed=seed + 300),
-        name=OUTPUT_LAYER,
-    )(hidden)
-    model = keras.Model(inputs={i.name: i for i in inputs}, outputs=probabilities, name="classifier")
-    model.compile(
-        optimizer=keras.optimizers.Adam(learning_rate=hparams.learning_rate),
-        loss=keras.losses.SparseCategoricalCrossentropy(),
-        metrics=[keras.metrics.SparseCategoricalAccuracy(name=ACCURACY_METRIC)],
-    )
+    output, loss, metrics = _head(hidden, task, num_classes, label_moments, seed)
+    model = keras.Model(inputs={i.name: i for i in inputs}, outputs=output, name=task)
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate=hparams.learning_rate), loss=loss, metrics=metrics)
     return model
+
+
+def _head(hidden: Any, task: str, num_classes: int, label_moments: Optional[tuple[float, float]], seed: int):
+    """(output tensor, loss, metrics) of the task's head on top of the last hidden layer."""
+    initializer = keras.initializers.GlorotUniform(seed=seed + 300)
+    if task == MULTICLASS:
+        output = keras.layers.Dense(num_classes, activation="softmax", kernel_initializer=initializer,
+                                    name=OUTPUT_LAYER)(hidden)
+        return output, keras.losses.SparseCategoricalCrossentropy(), [
+            keras.metrics.SparseCategoricalAccuracy(name=ACCURACY_METRIC)]
+    if task == BINARY:
+        output = keras.layers.Dense(1, activation="sigmoid", kernel_initializer=initializer, name=OUTPUT_LAYER)(hidden)
+        return output, keras.losses.BinaryCrossentropy(), [
+            keras.metrics.BinaryAccuracy(name="binary_accuracy"),
+            keras.metrics.AUC(name="auc"),
+            keras.metrics.AUC(curve="PR", name="auc_precision_recall"),
+        ]
+    if task != REGRESSION:
+        raise ValueError(f"unknown task {task!r}; expected one of {list(TASK_METRICS)}")
+    output = keras.layers.Dense(1, kernel_initializer=initializer, name=REGRESSION_LAYER)(hidden)
+    if label_moments is not None:
+        mean, std = label_moments
+        output = keras.layers.Rescaling(scale=float(std), offset=float(mean), name="label_units")(output)
+    return output, keras.losses.MeanSquaredError(), [
+        keras.metrics.MeanSquaredError(name="mean_squared_error"),
+        keras.metrics.RootMeanSquaredError(name="root_mean_squared_error"),
+        keras.metrics.MeanAbsoluteError(name="mean_absolute_error"),
+    ]

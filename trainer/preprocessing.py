@@ -8,8 +8,11 @@ accepts both. Every output is one value per row ([batch]), so the model sees sca
   (so a missing value becomes exactly 0.0); float32.
 - categorical: missing or empty -> `features.MISSING_CATEGORY`, then a vocabulary (top_k, oov_buckets)
   written under the feature's own name so Trainer can read its size back; int64 ids.
-- label: the id of the value in `label.classes` (-1 when unknown), with plain TF ops: a vocabulary
-  would order classes by frequency, and then ids would change whenever the data does.
+- label, per task: multiclass, the id of the value in `label.classes` (-1 when unknown), with plain
+  TF ops (a vocabulary would order classes by frequency, and ids would change whenever the data
+  does); binary, 1 for `label.positive_class` and 0 for any other value (-1 when missing);
+  regression, the value as float32 in the label's own units (NaN when missing) — normalisation, when
+  configured, is the model's business so that TFMA compares predictions and labels in those units.
 """
 from __future__ import annotations
 
@@ -38,8 +41,17 @@ def preprocessing_fn(inputs: Mapping[str, TensorLike], custom_config: Optional[M
                 inputs[spec.name], spec.name, top_k=spec.top_k, oov_buckets=spec.oov_buckets
             )
     if config.label.name in inputs:
-        outputs[config.label.transformed_name] = label_ids(inputs[config.label.name], list(config.label.classes))
+        outputs[config.label.transformed_name] = transform_label(inputs[config.label.name], config)
     return outputs
+
+
+def transform_label(x: TensorLike, config: trainer_config.TrainerConfig) -> tf.Tensor:
+    """The label as the task's loss expects it (see the module docstring)."""
+    if config.is_regression:
+        return to_dense_column(tf.cast(x, tf.float32), default_value=float("nan"))
+    if config.is_binary:
+        return binary_label_ids(x, config.label.positive_class)
+    return label_ids(x, list(config.label.classes))
 
 
 def to_dense_column(x: TensorLike, default_value) -> tf.Tensor:
@@ -104,3 +116,10 @@ def label_ids(x: TensorLike, classes: list[str]) -> tf.Tensor:
     matches = tf.equal(tf.expand_dims(labels, 1), tf.constant(classes, dtype=tf.string)[tf.newaxis, :])
     ids = tf.argmax(tf.cast(matches, tf.int64), axis=1, output_type=tf.int64)
     return tf.where(tf.reduce_any(matches, axis=1), ids, tf.constant(-1, tf.int64))
+
+
+def binary_label_ids(x: TensorLike, positive_class: str) -> tf.Tensor:
+    """int64 [batch]: 1 for `positive_class`, 0 for any other value, -1 for a missing label."""
+    labels = to_dense_column(_as_category_strings(x), default_value="")
+    ids = tf.cast(tf.equal(labels, positive_class), tf.int64)
+    return tf.where(tf.equal(labels, ""), tf.constant(-1, tf.int64), ids)

@@ -44,9 +44,38 @@ def make_dataset(
         shuffle=shuffle,
         shuffle_seed=config.model.seed if shuffle else None,
     )
-    return fn_args.data_accessor.tf_dataset_factory(
+    dataset = fn_args.data_accessor.tf_dataset_factory(
         file_patterns, options, tf_transform_output.transformed_metadata.schema
     )
+    return dataset.map(_drop_unlabeled)
+
+
+def _drop_unlabeled(batch: dict, label: tf.Tensor):
+    """Rows whose label is missing (id -1, or NaN for regression) teach nothing; they are dropped."""
+    label = tf.reshape(label, [-1])
+    keep = tf.logical_not(tf.math.is_nan(label)) if label.dtype.is_floating else label >= 0
+    return {key: tf.boolean_mask(value, keep) for key, value in batch.items()}, tf.boolean_mask(label, keep)
+
+
+def label_moments(config: TrainerConfig, train: tf.data.Dataset) -> Optional[tuple[float, float]]:
+    """(mean, std) of the training labels when the config normalises a regression label, else None.
+
+    One pass over the (finite) training set; the model bakes the pair into a fixed rescaling layer.
+    A constant label gets std 1 so the rescaling stays invertible.
+    """
+    if not (config.is_regression and config.label.normalize):
+        return None
+    count, total, squares = 0.0, 0.0, 0.0
+    for _, labels in train:
+        labels = tf.cast(labels, tf.float64)
+        count += float(tf.size(labels))
+        total += float(tf.reduce_sum(labels))
+        squares += float(tf.reduce_sum(tf.square(labels)))
+    if not count:
+        raise ValueError("no labelled training rows: cannot normalise the label")
+    mean = total / count
+    std = math.sqrt(max(squares / count - mean * mean, 0.0))
+    return mean, (std if std > 0 else 1.0)
 
 
 def vocabulary_sizes(config: TrainerConfig, tf_transform_output: tft.TFTransformOutput) -> dict[str, int]:
@@ -77,7 +106,7 @@ def _steps_per_epoch(train_steps: Optional[int], epochs: int) -> Optional[int]:
 
 
 def run_fn(fn_args) -> None:
-    """Trains the configured classifier and exports it to `fn_args.serving_model_dir`."""
+    """Trains the configured model (the task's head) and exports it to `fn_args.serving_model_dir`."""
     config = trainer_config.parse(fn_args.custom_config, "run_fn")
     hparams = config.model
     tf_transform_output = tft.TFTransformOutput(fn_args.transform_graph_path or fn_args.transform_output)
@@ -91,8 +120,11 @@ def run_fn(fn_args) -> None:
         train = train.repeat()
     validation = make_dataset(fn_args, fn_args.eval_files, tf_transform_output, config, global_batch, shuffle=False)
 
+    moments = label_moments(config, make_dataset(
+        fn_args, fn_args.train_files, tf_transform_output, config, global_batch, shuffle=False))
     with strategy.scope():
-        model = build_model(config.features, vocabulary_sizes(config, tf_transform_output), hparams, config.num_classes)
+        model = build_model(config.features, vocabulary_sizes(config, tf_transform_output), hparams,
+                            config.num_classes, task=config.task, label_moments=moments)
     logging.info("Training on %d replica(s), global batch %d", strategy.num_replicas_in_sync, global_batch)
     with warnings.catch_warnings():
         # Finite datasets have unknown cardinality until the first epoch ends; Keras 3 then warns that

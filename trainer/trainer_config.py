@@ -17,6 +17,11 @@ from typing import Any, Mapping, Optional
 
 from trainer import contract
 
+BINARY = "binary"
+MULTICLASS = "multiclass"
+REGRESSION = "regression"
+TASKS = (BINARY, MULTICLASS, REGRESSION)
+
 NUMERIC = "numeric"
 CATEGORICAL = "categorical"
 FEATURE_TYPES = (NUMERIC, CATEGORICAL)
@@ -47,10 +52,16 @@ class FeatureSpec:
 
 @dataclasses.dataclass(frozen=True)
 class LabelSpec:
-    """The label column and its classes; a class's position in `classes` is its integer id."""
+    """The label column; for classification its classes, a class's position in `classes` being its id.
+
+    Binary labels are [negative, positive] (`positive_class` is the second); regression has no classes
+    and may `normalize` (z-score) the label for training.
+    """
 
     name: str
     classes: tuple[str, ...]
+    positive_class: Optional[str]
+    normalize: bool
 
     @property
     def transformed_name(self) -> str:
@@ -75,9 +86,18 @@ class ModelHparams:
 class TrainerConfig:
     """Everything Transform and Trainer read from `custom_config`, in config order."""
 
+    task: str
     features: tuple[FeatureSpec, ...]
     label: LabelSpec
     model: ModelHparams
+
+    @property
+    def is_regression(self) -> bool:
+        return self.task == REGRESSION
+
+    @property
+    def is_binary(self) -> bool:
+        return self.task == BINARY
 
     @property
     def feature_names(self) -> list[str]:
@@ -117,7 +137,10 @@ def parse(custom_config: Optional[Mapping[str, Any]], consumer: str) -> TrainerC
     features = section["features"]
     if not isinstance(features, (list, tuple)) or not features:
         raise TrainerConfigError(f"custom_config.features: expected a non-empty list, got {features!r}")
+    if section["task"] not in TASKS:
+        raise TrainerConfigError(f"custom_config.task: {section['task']!r} is not one of {list(TASKS)}")
     return TrainerConfig(
+        task=section["task"],
         features=tuple(_feature(f, f"custom_config.features[{i}]") for i, f in enumerate(features)),
         label=_label(section["label"]),
         model=_hparams(section["model"]),
@@ -133,7 +156,9 @@ def _feature(raw: Any, where: str) -> FeatureSpec:
 
 def _label(raw: Any) -> LabelSpec:
     fields = _fields(raw, LabelSpec, "custom_config.label")
-    return LabelSpec(name=fields["name"], classes=tuple(str(c) for c in fields["classes"]))
+    positive = fields["positive_class"]
+    return LabelSpec(name=fields["name"], classes=tuple(str(c) for c in fields["classes"]),
+                     positive_class=None if positive is None else str(positive), normalize=bool(fields["normalize"]))
 
 
 def _hparams(raw: Any) -> ModelHparams:
