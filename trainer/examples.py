@@ -6,8 +6,9 @@ calls INT fails with "Data types don't match" when a client sends `4200.0` (TF S
 expected to know the schema — the model's metadata shows them DT_STRING `inputs` — so the tf.Example
 signatures read numbers through this module instead: the Example proto is decoded with
 `tf.io.decode_proto` (a core op, so TF Serving runs it too), and each column's first value is taken
-from whichever of float_list or int64_list carries it. A bytes_list on a numeric column is still an
-error, named after the column.
+from whichever of float_list or int64_list carries it. A bytes_list is parsed as a number too: an
+integer-coded categorical column (INT in the schema) is a string in `serving_default`'s metadata, so
+a client following that metadata sends "2"; text that is not a number is an InvalidArgument error.
 """
 from __future__ import annotations
 
@@ -45,19 +46,22 @@ def _feature_of(name: str, keys: tf.Tensor, values: tf.Tensor) -> tf.Tensor:
 
 
 def _number(name: str, feature: tf.Tensor) -> tf.Tensor:
-    """float64 [N]: first float or int64 value of each serialized Feature; NaN when it has none."""
+    """float64 [N]: first float, int64 or numeric-text value of each serialized Feature; NaN if none."""
     sizes, (text, floats, ints) = tf.io.decode_proto(
         feature, "tensorflow.Feature", ["bytes_list", "float_list", "int64_list"],
         [tf.string, tf.string, tf.string], descriptor_source=_DESCRIPTORS)
-    check = tf.debugging.assert_equal(
-        tf.reduce_any(sizes[:, 0] > 0), False,
-        message=f"Data types don't match for feature {name}: it is numeric, the example holds bytes")
-    with tf.control_dependencies([check]):
-        float_count, float_values = _decode(_first(floats, ""), "tensorflow.FloatList", "value", tf.float32)
-        int_count, int_values = _decode(_first(ints, ""), "tensorflow.Int64List", "value", tf.int64)
-    nan = tf.fill(tf.shape(feature), tf.constant(float("nan"), tf.float64))
-    from_int = tf.where(int_count[:, 0] > 0, tf.cast(_first(int_values, 0), tf.float64), nan)
+    float_count, float_values = _decode(_first(floats, ""), "tensorflow.FloatList", "value", tf.float32)
+    int_count, int_values = _decode(_first(ints, ""), "tensorflow.Int64List", "value", tf.int64)
+    text_count, text_values = _decode(_first(text, ""), "tensorflow.BytesList", "value", tf.string)
+    number_text = tf.where(text_count[:, 0] > 0, _first(text_values, ""), "nan")
+    from_text = tf.strings.to_number(number_text, out_type=tf.float64, name=f"{_op_name(name)}_as_number")
+    from_int = tf.where(int_count[:, 0] > 0, tf.cast(_first(int_values, 0), tf.float64), from_text)
     return tf.where(float_count[:, 0] > 0, tf.cast(_first(float_values, 0), tf.float64), from_int)
+
+
+def _op_name(name: str) -> str:
+    """A feature name made safe for a TensorFlow op name (errors then name the feature)."""
+    return "".join(c if c.isalnum() or c in "_-." else "_" for c in name).lstrip("_-.") or "feature"
 
 
 def _decode(values: tf.Tensor, message: str, field: str, dtype: tf.DType) -> tuple[tf.Tensor, tf.Tensor]:

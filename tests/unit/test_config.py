@@ -28,12 +28,12 @@ def _edit(project: Path, change) -> Path:
     return path
 
 
-@pytest.mark.parametrize("name", ["penguin", "wine"])
+@pytest.mark.parametrize("name", ["penguin", "wine", "breast_cancer", "diabetes"])
 def test_bundled_configs_load(name):
     loaded = config.load(ROOT / f"configs/{name}.yaml")
     assert loaded.name == name
     assert Path(loaded.data_path).is_dir()
-    assert loaded.cfg.label.classes
+    assert loaded.cfg.label.classes or loaded.cfg.task == "regression"
 
 
 def test_paths_resolve_against_project_root(project):
