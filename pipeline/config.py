@@ -40,23 +40,51 @@ class DataConfig(_Strict):
 
 
 class FeatureConfig(_Strict):
-    """One raw input column and the transform applied to it.
+    """One raw input column and the transform applied to it (missing values are handled for each kind).
 
-    numeric: missing values are imputed with the training mean, then z-scored.
+    numeric: missing values are imputed with the training mean; `log: true` takes log(1 + x) first
+    (for skewed, non-negative amounts); then `normalize: zscore` (default) or `none`, or instead
+    `bucketize: N` quantile buckets (one-hot in the model).
     categorical: a vocabulary computed on the training data (`top_k` most frequent values), with
-    `oov_buckets` hash buckets for values never seen in training.
+    `oov_buckets` hash buckets for values never seen in training; or `hash_buckets: N` with no
+    vocabulary at all (very high cardinality ids). One-hot, or a learned embedding of `embedding_dim`.
+    text: lower-cased, split on non-alphanumerics, the first `max_tokens` tokens kept, a vocabulary of
+    the `top_k` most frequent tokens (+ `oov_buckets`); bag-of-words, or the mean of token embeddings
+    when `embedding_dim` is set. Missing text is an empty document.
     """
 
     name: str
-    type: Literal["numeric", "categorical"]
+    type: Literal["numeric", "categorical", "text"]
     oov_buckets: int = Field(1, ge=1)
     top_k: Optional[int] = Field(None, ge=1)
     embedding_dim: Optional[int] = Field(None, ge=1)
+    normalize: Literal["zscore", "none"] = "zscore"
+    log: bool = False
+    bucketize: Optional[int] = Field(None, ge=2)
+    hash_buckets: Optional[int] = Field(None, ge=2)
+    max_tokens: int = Field(32, ge=1)
+
+    def _set(self) -> set[str]:
+        """Options whose value differs from the default (a re-validated dump carries every key)."""
+        return {name for name, field in type(self).model_fields.items()
+                if not field.is_required() and getattr(self, name) != field.get_default(call_default_factory=True)}
 
     @model_validator(mode="after")
-    def _categorical_only_options(self) -> "FeatureConfig":
-        if self.type == "numeric" and (self.top_k or self.embedding_dim):
-            raise ValueError(f"feature '{self.name}': top_k/embedding_dim apply to categorical features only")
+    def _options_fit_the_type(self) -> "FeatureConfig":
+        given = self._set()
+        if self.type == "numeric" and (self.top_k or self.embedding_dim or self.hash_buckets):
+            raise ValueError(f"feature '{self.name}': top_k/embedding_dim/hash_buckets apply to categorical "
+                             "and text features only")
+        if self.type != "numeric" and given & {"normalize", "log", "bucketize"}:
+            raise ValueError(f"feature '{self.name}': normalize/log/bucketize apply to numeric features only")
+        if self.type != "categorical" and self.hash_buckets:
+            raise ValueError(f"feature '{self.name}': hash_buckets applies to categorical features only")
+        if self.hash_buckets and (self.top_k or "oov_buckets" in given):
+            raise ValueError(f"feature '{self.name}': hash_buckets replaces the vocabulary; drop top_k/oov_buckets")
+        if self.type != "text" and "max_tokens" in given:
+            raise ValueError(f"feature '{self.name}': max_tokens applies to text features only")
+        if self.bucketize and "normalize" in given:
+            raise ValueError(f"feature '{self.name}': bucketize replaces normalize; give one of them")
         return self
 
 
@@ -79,6 +107,9 @@ class LabelConfig(_Strict):
     classes: list[str] = Field(default_factory=list)
     positive_class: Optional[str] = None
     normalize: bool = False
+    #: Classification only: `auto` weighs each class by n / (k * count) on the training data, or a
+    #: weight per class name (classes left out weigh 1).
+    class_weights: Optional[Literal["auto"] | dict[str, float]] = None
 
     @field_validator("classes", mode="before")
     @classmethod
@@ -237,6 +268,10 @@ class PipelineConfig(_Strict):
     #: Inferred from `label` when not given (`infer_task`); always set once the config is loaded.
     task: Optional[Literal["binary", "multiclass", "regression"]] = None
     features: list[FeatureConfig] = Field(min_length=1)
+    #: Feature crosses: each a list of categorical (or bucketized numeric) features whose value
+    #: combinations are hashed into `cross_hash_buckets` buckets and one-hot encoded.
+    crosses: list[list[str]] = Field(default_factory=list)
+    cross_hash_buckets: int = Field(64, ge=2)
     label: LabelConfig
     model: ModelConfig = Field(default_factory=ModelConfig)
     evaluation: EvaluationConfig = Field(default_factory=EvaluationConfig)
@@ -272,6 +307,12 @@ class PipelineConfig(_Strict):
             raise ValueError("task regression predicts a number: remove label.classes/positive_class")
         if task != "regression" and label.normalize:
             raise ValueError(f"label.normalize applies to task regression only (task is {task})")
+        if label.class_weights is not None and task == "regression":
+            raise ValueError("label.class_weights applies to classification tasks only")
+        if isinstance(label.class_weights, dict):
+            unknown = sorted(set(label.class_weights) - set(label.classes))
+            if unknown:
+                raise ValueError(f"label.class_weights names unknown classes {unknown}; classes: {label.classes}")
         valid = task_metrics(task)
         mismatched = sorted(set(self.evaluation.thresholds) - set(valid))
         if mismatched:
@@ -291,6 +332,12 @@ class PipelineConfig(_Strict):
             unknown = [k for k in thresholds if k not in names]
             if unknown:
                 raise ValueError(f"{key} names unknown features {unknown}; known: {names}")
+        for cross in self.crosses:
+            crossable = [f.name for f in self.features if f.type == "categorical" or f.bucketize]
+            wrong = [k for k in cross if k not in crossable]
+            if len(cross) < 2 or wrong:
+                raise ValueError(f"crosses: {cross} must name two or more categorical or bucketized numeric "
+                                 f"features; crossable: {crossable}")
         for slice_keys in self.evaluation.slices:
             unknown = [k for k in slice_keys if k not in names]
             if unknown:
@@ -305,7 +352,9 @@ class PipelineConfig(_Strict):
         return {
             "task": self.task,
             "features": [f.model_dump() for f in self.features],
-            "label": self.label.model_dump(include={"name", "classes", "positive_class", "normalize"}),
+            "crosses": [list(cross) for cross in self.crosses],
+            "cross_hash_buckets": self.cross_hash_buckets,
+            "label": self.label.model_dump(include={"name", "classes", "positive_class", "normalize", "class_weights"}),
             "model": self.model.model_dump(),
         }
 

@@ -45,7 +45,8 @@ class ServingModule(tf.Module):
         self.tft_layer = tf_transform_output.transform_features_layer()
         self._raw_spec = tf_transform_output.raw_feature_spec()
         self._config = config
-        self._model_keys = [spec.transformed_name for spec in config.features]
+        self._model_keys = [spec.transformed_name for spec in config.features] + [
+            contract.transformed_name(name) for name in config.cross_names]
         self._class_names = tf.constant(list(config.label.classes) or [""])
         _check_supported_specs(self._raw_spec, config.feature_names)
 

@@ -18,7 +18,8 @@ from typing import Any, Mapping, Optional, Sequence
 
 import keras
 
-from trainer.trainer_config import BINARY, MULTICLASS, REGRESSION, FeatureSpec, ModelHparams
+from trainer import contract
+from trainer.trainer_config import BINARY, MULTICLASS, REGRESSION, FeatureSpec, ModelHparams, cross_name
 
 ACCURACY_METRIC = "sparse_categorical_accuracy"
 #: The classification output layer (softmax, or the binary sigmoid); its bias is what a test sets to
@@ -35,7 +36,10 @@ TASK_METRICS = {
 
 
 def categorical_depth(spec: FeatureSpec, vocabulary_sizes: Mapping[str, int]) -> int:
-    """Number of distinct ids a categorical feature can take: vocabulary entries plus OOV buckets."""
+    """Number of distinct ids a feature can take: buckets (hashed or quantile), else vocabulary
+    entries plus OOV buckets."""
+    if spec.hash_buckets or spec.bucketize:
+        return int(spec.hash_buckets or spec.bucketize)
     if spec.name not in vocabulary_sizes:
         raise KeyError(f"no vocabulary size for categorical feature {spec.name!r}; got {sorted(vocabulary_sizes)}")
     return int(vocabulary_sizes[spec.name]) + spec.oov_buckets
@@ -46,10 +50,24 @@ def _numeric_column(spec: FeatureSpec) -> tuple[keras.Input, Any]:
     return model_input, keras.layers.Reshape((1,), name=f"{spec.name}_column")(model_input)
 
 
-def _categorical_column(spec: FeatureSpec, depth: int, seed: int) -> tuple[keras.Input, Any]:
+def _text_column(spec: FeatureSpec, depth: int, seed: int) -> tuple[keras.Input, Any]:
+    """Token ids [N, max_tokens] (-1 pads) -> bag of words, or the mean of the tokens' embeddings."""
+    model_input = keras.Input(shape=(spec.max_tokens,), dtype="int64", name=spec.transformed_name)
+    shifted = keras.layers.Lambda(lambda ids: ids + 1, name=f"{spec.name}_pad_is_0")(model_input)
+    if spec.embedding_dim:
+        embedded = keras.layers.Embedding(
+            depth + 1, spec.embedding_dim, mask_zero=True,
+            embeddings_initializer=keras.initializers.RandomUniform(-0.05, 0.05, seed=seed),
+            name=f"{spec.name}_embedding")(shifted)
+        return model_input, keras.layers.GlobalAveragePooling1D(name=f"{spec.name}_mean")(embedded)
+    return model_input, keras.layers.CategoryEncoding(
+        num_tokens=depth + 1, output_mode="multi_hot", name=f"{spec.name}_bag_of_words")(shifted)
+
+
+def _categorical_column(spec: FeatureSpec, depth: int, seed: int, name: str | None = None) -> tuple[keras.Input, Any]:
     """One-hot for small vocabularies, a learned embedding when `embedding_dim` is configured."""
-    name = spec.name
-    model_input = keras.Input(shape=(), dtype="int64", name=spec.transformed_name)
+    name = name or spec.name
+    model_input = keras.Input(shape=(), dtype="int64", name=contract.transformed_name(name))
     if spec.embedding_dim:
         embedding = keras.layers.Embedding(
             depth,
@@ -69,6 +87,8 @@ def build_model(
     num_classes: int,
     task: str = MULTICLASS,
     label_moments: Optional[tuple[float, float]] = None,
+    crosses: Sequence[Sequence[str]] = (),
+    cross_hash_buckets: int = 0,
 ) -> keras.Model:
     """A compiled functional DNN over the transformed features, with the task's head.
 
@@ -80,6 +100,7 @@ def build_model(
       num_classes: width of the softmax (multiclass); ignored by the binary and regression heads.
       task: `trainer_config.TASKS`; the default keeps multiclass callers unchanged.
       label_moments: (mean, std) of the regression label when it is normalised, else None.
+      crosses, cross_hash_buckets: the config's feature crosses and their bucket count (one-hot).
 
     Outputs: multiclass [N, K] probabilities, binary [N, 1] positive-class probability, regression
     [N, 1] value. Seeds are passed to each initializer and dropout layer instead of seeding Keras
@@ -88,12 +109,20 @@ def build_model(
     seed = hparams.seed
     inputs, columns = [], []
     for index, spec in enumerate(features):
-        if spec.is_numeric:
-            model_input, column = _numeric_column(spec)
-        else:
+        if spec.is_text:
+            model_input, column = _text_column(spec, categorical_depth(spec, vocabulary_sizes), seed + index)
+        elif spec.is_id:
             model_input, column = _categorical_column(spec, categorical_depth(spec, vocabulary_sizes), seed + index)
+        else:
+            model_input, column = _numeric_column(spec)
         inputs.append(model_input)
         columns.append(column)
+    for cross in crosses:
+        one_hot = keras.layers.CategoryEncoding(num_tokens=cross_hash_buckets, output_mode="one_hot",
+                                                name=f"{cross_name(cross)}_one_hot")
+        model_input = keras.Input(shape=(), dtype="int64", name=contract.transformed_name(cross_name(cross)))
+        inputs.append(model_input)
+        columns.append(one_hot(model_input))
     hidden = keras.layers.Concatenate(name="features")(columns) if len(columns) > 1 else columns[0]
     for layer_index, units in enumerate(hparams.hidden_units):
         hidden = keras.layers.Dense(

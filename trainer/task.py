@@ -14,6 +14,7 @@ import warnings
 from typing import Any, Mapping, Optional
 
 import keras
+import numpy as np
 import tensorflow as tf
 import tensorflow_transform as tft
 from absl import logging
@@ -79,11 +80,31 @@ def label_moments(config: TrainerConfig, train: tf.data.Dataset) -> Optional[tup
 
 
 def vocabulary_sizes(config: TrainerConfig, tf_transform_output: tft.TFTransformOutput) -> dict[str, int]:
-    """Vocabulary entries of each categorical feature, read from the files Transform wrote."""
+    """Vocabulary entries of each feature with a vocabulary, read from the files Transform wrote."""
     return {
         spec.name: tf_transform_output.vocabulary_size_by_name(features.vocabulary_file_name(spec.name))
-        for spec in config.categorical_features
+        for spec in config.vocabulary_features
     }
+
+
+def class_weights(config: TrainerConfig, train: tf.data.Dataset) -> Optional[dict[int, float]]:
+    """Keras `class_weight` from `label.class_weights`: None, {class: weight}, or `auto`.
+
+    `auto` weighs class c by n / (k * n_c) over the training labels (one pass), so every class
+    carries the same total weight; a class absent from training keeps weight 1.
+    """
+    configured = config.label.class_weights
+    classes = config.label.classes
+    if configured is None:
+        return None
+    if isinstance(configured, Mapping):
+        return {index: float(configured.get(name, 1.0)) for index, name in enumerate(classes)}
+    counts = [0] * len(classes)
+    for _, labels in train:
+        for class_id, count in zip(*np.unique(labels.numpy(), return_counts=True)):
+            counts[int(class_id)] += int(count)
+    total = sum(counts)
+    return {index: (total / (len(classes) * count) if count else 1.0) for index, count in enumerate(counts)}
 
 
 def _callbacks(fn_args, hparams: ModelHparams) -> list[keras.callbacks.Callback]:
@@ -120,11 +141,12 @@ def run_fn(fn_args) -> None:
         train = train.repeat()
     validation = make_dataset(fn_args, fn_args.eval_files, tf_transform_output, config, global_batch, shuffle=False)
 
-    moments = label_moments(config, make_dataset(
-        fn_args, fn_args.train_files, tf_transform_output, config, global_batch, shuffle=False))
+    one_pass = make_dataset(fn_args, fn_args.train_files, tf_transform_output, config, global_batch, shuffle=False)
+    moments, weights = label_moments(config, one_pass), class_weights(config, one_pass)
     with strategy.scope():
         model = build_model(config.features, vocabulary_sizes(config, tf_transform_output), hparams,
-                            config.num_classes, task=config.task, label_moments=moments)
+                            config.num_classes, task=config.task, label_moments=moments,
+                            crosses=config.crosses, cross_hash_buckets=config.cross_hash_buckets)
     logging.info("Training on %d replica(s), global batch %d", strategy.num_replicas_in_sync, global_batch)
     with warnings.catch_warnings():
         # Finite datasets have unknown cardinality until the first epoch ends; Keras 3 then warns that
@@ -136,6 +158,7 @@ def run_fn(fn_args) -> None:
             epochs=epochs,
             steps_per_epoch=steps_per_epoch,
             callbacks=_callbacks(fn_args, hparams),
+            class_weight=weights,
             verbose=0,
         )
     final_metrics = model.evaluate(validation, return_dict=True, verbose=0)

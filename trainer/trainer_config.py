@@ -24,7 +24,8 @@ TASKS = (BINARY, MULTICLASS, REGRESSION)
 
 NUMERIC = "numeric"
 CATEGORICAL = "categorical"
-FEATURE_TYPES = (NUMERIC, CATEGORICAL)
+TEXT = "text"
+FEATURE_TYPES = (NUMERIC, CATEGORICAL, TEXT)
 
 
 class TrainerConfigError(ValueError):
@@ -40,10 +41,31 @@ class FeatureSpec:
     oov_buckets: int
     top_k: Optional[int]
     embedding_dim: Optional[int]
+    normalize: str
+    log: bool
+    bucketize: Optional[int]
+    hash_buckets: Optional[int]
+    max_tokens: int
 
     @property
     def is_numeric(self) -> bool:
+        """A numeric raw column (float32 in `serving_default`), whatever its transform."""
         return self.type == NUMERIC
+
+    @property
+    def is_id(self) -> bool:
+        """One int64 id per row reaches the model: categorical, or bucketized numeric."""
+        return self.type == CATEGORICAL or bool(self.bucketize)
+
+    @property
+    def is_text(self) -> bool:
+        """[max_tokens] int64 token ids per row reach the model (-1 pads)."""
+        return self.type == TEXT
+
+    @property
+    def has_vocabulary(self) -> bool:
+        """Transform writes a vocabulary file for it (categorical without hashing, or text)."""
+        return self.type == TEXT or (self.type == CATEGORICAL and not self.hash_buckets)
 
     @property
     def transformed_name(self) -> str:
@@ -62,6 +84,7 @@ class LabelSpec:
     classes: tuple[str, ...]
     positive_class: Optional[str]
     normalize: bool
+    class_weights: Any  # None, "auto" or {class name: weight}
 
     @property
     def transformed_name(self) -> str:
@@ -88,8 +111,15 @@ class TrainerConfig:
 
     task: str
     features: tuple[FeatureSpec, ...]
+    crosses: tuple[tuple[str, ...], ...]
+    cross_hash_buckets: int
     label: LabelSpec
     model: ModelHparams
+
+    @property
+    def cross_names(self) -> list[str]:
+        """Raw-style names of the crosses (`a_X_b`); their transformed keys add the usual suffix."""
+        return [cross_name(cross) for cross in self.crosses]
 
     @property
     def is_regression(self) -> bool:
@@ -113,6 +143,10 @@ class TrainerConfig:
         return [f for f in self.features if f.type == CATEGORICAL]
 
     @property
+    def vocabulary_features(self) -> list[FeatureSpec]:
+        return [f for f in self.features if f.has_vocabulary]
+
+    @property
     def num_classes(self) -> int:
         return len(self.label.classes)
 
@@ -122,6 +156,11 @@ class TrainerConfig:
             if spec.name == name:
                 return spec
         raise KeyError(f"feature {name!r} is not in the config; known: {self.feature_names}")
+
+
+def cross_name(features: tuple[str, ...] | list[str]) -> str:
+    """`a_X_b` for the cross of features a and b."""
+    return "_X_".join(features)
 
 
 def parse(custom_config: Optional[Mapping[str, Any]], consumer: str) -> TrainerConfig:
@@ -142,6 +181,8 @@ def parse(custom_config: Optional[Mapping[str, Any]], consumer: str) -> TrainerC
     return TrainerConfig(
         task=section["task"],
         features=tuple(_feature(f, f"custom_config.features[{i}]") for i, f in enumerate(features)),
+        crosses=tuple(tuple(str(name) for name in cross) for cross in section["crosses"]),
+        cross_hash_buckets=int(section["cross_hash_buckets"]),
         label=_label(section["label"]),
         model=_hparams(section["model"]),
     )
@@ -158,7 +199,8 @@ def _label(raw: Any) -> LabelSpec:
     fields = _fields(raw, LabelSpec, "custom_config.label")
     positive = fields["positive_class"]
     return LabelSpec(name=fields["name"], classes=tuple(str(c) for c in fields["classes"]),
-                     positive_class=None if positive is None else str(positive), normalize=bool(fields["normalize"]))
+                     positive_class=None if positive is None else str(positive), normalize=bool(fields["normalize"]),
+                     class_weights=fields["class_weights"])
 
 
 def _hparams(raw: Any) -> ModelHparams:

@@ -35,7 +35,8 @@ def warmup_inputs(config: TrainerConfig, tf_transform_output: tft.TFTransformOut
         vocabulary = [
             v for v in tf_transform_output.vocabulary_by_name(features.vocabulary_file_name(name))
             if v != features.MISSING_CATEGORY.encode()
-        ] or [b""]
+        ] if spec.has_vocabulary else []
+        vocabulary = vocabulary or [b""]
         inputs[name] = np.array([vocabulary[i % len(vocabulary)] for i in range(rows)], dtype=object)
     return inputs
 

@@ -14,30 +14,26 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.trainer_configs import trainer_config_dict
+
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 PENGUINS_CSV = PROJECT_ROOT / "data" / "penguins" / "penguins.csv"
 ROWS_PER_SPECIES = 30
 
-PENGUIN_TRAINER_CONFIG = {
-    "features": [
-        {"name": "bill_length_mm", "type": "numeric", "oov_buckets": 1, "top_k": None, "embedding_dim": None},
-        {"name": "bill_depth_mm", "type": "numeric", "oov_buckets": 1, "top_k": None, "embedding_dim": None},
-        {"name": "flipper_length_mm", "type": "numeric", "oov_buckets": 1, "top_k": None, "embedding_dim": None},
-        {"name": "body_mass_g", "type": "numeric", "oov_buckets": 1, "top_k": None, "embedding_dim": None},
-        {"name": "island", "type": "categorical", "oov_buckets": 1, "top_k": None, "embedding_dim": None},
-        {"name": "sex", "type": "categorical", "oov_buckets": 1, "top_k": None, "embedding_dim": 2},
+#: Built by the pipeline's own config models (the only home of defaults), as `trainer_config()` does.
+PENGUIN_TRAINER_CONFIG = trainer_config_dict(
+    features=[
+        {"name": "bill_length_mm", "type": "numeric"},
+        {"name": "bill_depth_mm", "type": "numeric"},
+        {"name": "flipper_length_mm", "type": "numeric"},
+        {"name": "body_mass_g", "type": "numeric"},
+        {"name": "island", "type": "categorical", "oov_buckets": 1},
+        {"name": "sex", "type": "categorical", "oov_buckets": 1, "embedding_dim": 2},
     ],
-    "label": {"name": "species", "classes": ["Adelie", "Chinstrap", "Gentoo"]},
-    "model": {
-        "hidden_units": [16, 8],
-        "dropout": 0.1,
-        "learning_rate": 0.02,
-        "batch_size_per_replica": 16,
-        "epochs": 30,
-        "early_stopping_patience": 5,
-        "seed": 42,
-    },
-}
+    label={"name": "species", "classes": ["Adelie", "Chinstrap", "Gentoo"]},
+    hidden_units=[16, 8], dropout=0.1, learning_rate=0.02, batch_size_per_replica=16, epochs=30,
+    early_stopping_patience=5, seed=42,
+)
 
 
 def raw_feature_spec():

@@ -169,3 +169,30 @@ def test_warmup_requests_parse_and_run(loaded, trained):
     assert set(inputs) == {f["name"] for f in trained[2]["features"]}
     outputs = loaded.signatures["serving_default"](**{k: tf.constant(v) for k, v in inputs.items()})
     assert outputs["scores"].shape[0] == len(inputs["island"])
+
+
+def test_classification_and_transform_accept_numbers_as_int64_or_float(loaded):
+    """body_mass_g is INT in the curated schema, DT_FLOAT in serving_default's metadata: both must work."""
+    import tensorflow as tf
+
+    as_float = {k: float(v) if isinstance(v, int) else v for k, v in GENTOO.items()}
+    as_int = {**GENTOO, "bill_length_mm": 47}  # a FLOAT column sent as an int64
+    batch = tf.constant([_example(GENTOO), _example(as_float), _example(as_int)])
+    scores = loaded.signatures["classification"](inputs=batch)["scores"].numpy()
+    np.testing.assert_allclose(scores[0], scores[1], rtol=1e-6)
+    assert np.isfinite(scores).all()
+    transformed = loaded.signatures["transform_features"](examples=batch)
+    assert transformed["body_mass_g_xf"].numpy()[0] == transformed["body_mass_g_xf"].numpy()[1]
+
+
+def test_warmup_exercises_the_classify_api_too(trained):
+    import tensorflow as tf
+    from tensorflow_serving.apis import prediction_log_pb2
+
+    path = trained[0] / "assets.extra" / "tf_serving_warmup_requests"
+    records = [prediction_log_pb2.PredictionLog.FromString(r.numpy()) for r in tf.data.TFRecordDataset(str(path))]
+    kinds = [record.WhichOneof("log_type") for record in records]
+    assert kinds == ["predict_log", "classify_log"]
+    request = records[1].classify_log.request
+    assert request.model_spec.signature_name == "classification"
+    assert len(request.input.example_list.examples) == len(records[0].predict_log.request.inputs["island"].string_val)
