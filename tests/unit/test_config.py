@@ -168,3 +168,34 @@ def test_each_task_gets_default_thresholds_it_can_compute():
 def test_label_and_thresholds_must_fit_the_task(label, task, thresholds, message):
     with pytest.raises(ValueError, match=message):
         _task_config(label, task=task, thresholds=thresholds)
+
+
+# --- feature options, crosses and class weights fit their kinds --------------------------------------
+
+@pytest.mark.parametrize("feature, message", [
+    ({"name": "a", "type": "numeric", "hash_buckets": 10}, "top_k/embedding_dim/hash_buckets apply to categorical"),
+    ({"name": "a", "type": "categorical", "log": True}, "normalize/log/bucketize apply to numeric features only"),
+    ({"name": "a", "type": "text", "hash_buckets": 10}, "hash_buckets applies to categorical features only"),
+    ({"name": "a", "type": "categorical", "hash_buckets": 10, "top_k": 5}, "hash_buckets replaces the vocabulary"),
+    ({"name": "a", "type": "numeric", "max_tokens": 8}, "max_tokens applies to text features only"),
+    ({"name": "a", "type": "numeric", "bucketize": 4, "normalize": "none"}, "bucketize replaces normalize"),
+])
+def test_feature_options_must_fit_the_feature_type(feature, message):
+    with pytest.raises(ValueError, match=message):
+        config.FeatureConfig(**feature)
+
+
+def test_crosses_and_class_weights_are_checked_against_features_and_classes():
+    raw = {"pipeline_name": "t", "model_name": "t", "data": {"path": "x"},
+           "features": [{"name": "a", "type": "categorical"}, {"name": "b", "type": "numeric", "bucketize": 3},
+                        {"name": "c", "type": "numeric"}],
+           "label": {"name": "y", "classes": ["no", "yes"], "class_weights": {"yes": 4.0}}, "crosses": [["a", "b"]]}
+    cfg = config.PipelineConfig.model_validate(raw)
+    assert cfg.trainer_config()["crosses"] == [["a", "b"]]
+    assert cfg.trainer_config()["label"]["class_weights"] == {"yes": 4.0}
+    with pytest.raises(ValueError, match=r"crosses: \['a', 'c'\] must name two or more categorical or bucketized"):
+        config.PipelineConfig.model_validate({**raw, "crosses": [["a", "c"]]})
+    with pytest.raises(ValueError, match=r"class_weights names unknown classes \['maybe'\]"):
+        config.PipelineConfig.model_validate({**raw, "label": {**raw["label"], "class_weights": {"maybe": 2}}})
+    with pytest.raises(ValueError, match="class_weights applies to classification tasks only"):
+        config.PipelineConfig.model_validate({**raw, "label": {"name": "y", "type": "numeric", "class_weights": "auto"}})
