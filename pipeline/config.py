@@ -151,6 +151,35 @@ class ModelConfig(_Strict):
     seed: int = 42
 
 
+#: `model:` keys a `tuning.search_space` may range over.
+TUNABLE_KEYS = ("hidden_units", "dropout", "learning_rate")
+
+
+class TuningConfig(_Strict):
+    """Optional hyper-parameter search: TFX's Tuner with KerasTuner before the Trainer.
+
+    `search_space` maps `model:` keys to the values to try; the best values feed the Trainer and are
+    recorded (Tuner's best_hyperparameters artifact, and the Trainer's training summary).
+    """
+
+    algorithm: Literal["random", "hyperband", "bayesian"] = "random"
+    max_trials: int = Field(4, ge=1)
+    #: Epochs per trial (each trial is a full, short training run; hyperband uses it as its budget).
+    epochs_per_trial: int = Field(5, ge=1)
+    search_space: dict[str, list[Any]] = Field(min_length=1)
+
+    @field_validator("search_space")
+    @classmethod
+    def _tunable(cls, space: dict[str, list[Any]]) -> dict[str, list[Any]]:
+        unknown = sorted(set(space) - set(TUNABLE_KEYS))
+        if unknown:
+            raise ValueError(f"search_space over unknown model keys {unknown}; tunable: {list(TUNABLE_KEYS)}")
+        empty = sorted(key for key, values in space.items() if not values)
+        if empty:
+            raise ValueError(f"search_space keys {empty} list no values to try")
+        return space
+
+
 class ThresholdConfig(_Strict):
     """Blessing rules for one metric: an absolute floor and the largest allowed drop vs the baseline."""
 
@@ -274,6 +303,7 @@ class PipelineConfig(_Strict):
     cross_hash_buckets: int = Field(64, ge=2)
     label: LabelConfig
     model: ModelConfig = Field(default_factory=ModelConfig)
+    tuning: Optional[TuningConfig] = None
     evaluation: EvaluationConfig = Field(default_factory=EvaluationConfig)
     validation: ValidationConfig = Field(default_factory=ValidationConfig)
     beam: BeamConfig = Field(default_factory=BeamConfig)
@@ -356,6 +386,7 @@ class PipelineConfig(_Strict):
             "cross_hash_buckets": self.cross_hash_buckets,
             "label": self.label.model_dump(include={"name", "classes", "positive_class", "normalize", "class_weights"}),
             "model": self.model.model_dump(),
+            "tuning": self.tuning.model_dump() if self.tuning else None,
         }
 
 

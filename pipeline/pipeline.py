@@ -30,6 +30,7 @@ from trainer import contract
 
 PREPROCESSING_FN = "trainer.preprocessing.preprocessing_fn"
 RUN_FN = "trainer.task.run_fn"
+TUNER_FN = "trainer.tuning.tuner_fn"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -158,9 +159,16 @@ def create_pipeline(loaded: LoadedConfig, paths: PipelinePaths, *, beam_args: li
         examples=example_gen.outputs["examples"], schema=schema_gen.outputs["schema"],
         preprocessing_fn=PREPROCESSING_FN, custom_config=cfg.trainer_config())
     transform.add_upstream_node(gate)
+    tuner = None
+    if cfg.tuning:  # KerasTuner search; its best hyper-parameters feed the Trainer
+        tuner = tfx.components.Tuner(
+            tuner_fn=TUNER_FN, examples=transform.outputs["transformed_examples"],
+            transform_graph=transform.outputs["transform_graph"], schema=schema_gen.outputs["schema"],
+            custom_config=cfg.trainer_config())
     trainer = tfx.components.Trainer(
         run_fn=RUN_FN, examples=transform.outputs["transformed_examples"],
         transform_graph=transform.outputs["transform_graph"], schema=schema_gen.outputs["schema"],
+        hyperparameters=tuner.outputs["best_hyperparameters"] if tuner else None,
         custom_config=cfg.trainer_config())
     model_resolver = tfx.dsl.Resolver(
         strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
@@ -176,7 +184,7 @@ def create_pipeline(loaded: LoadedConfig, paths: PipelinePaths, *, beam_args: li
         push_destination=tfx.proto.PushDestination(filesystem=tfx.proto.PushDestination.Filesystem(
             base_directory=os.path.join(paths.serving_dir, cfg.model_name))))
     components = [example_gen, statistics_gen, schema_gen, example_validator, validated_baseline, gate,
-                  transform, trainer, model_resolver, evaluator, pusher]
+                  transform, *([tuner] if tuner else []), trainer, model_resolver, evaluator, pusher]
     return tfx.dsl.Pipeline(
         pipeline_name=cfg.pipeline_name,
         pipeline_root=paths.pipeline_root,

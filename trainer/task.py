@@ -7,6 +7,7 @@ number of replicas. A `training_summary.json` in `model_run_dir` records what ac
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
@@ -22,6 +23,7 @@ from tfx_bsl.public import tfxio
 
 from trainer import export, features, trainer_config
 from trainer.model import build_model
+from trainer.tuning import tuned_hparams
 from trainer.trainer_config import ModelHparams, TrainerConfig
 
 SUMMARY_FILE = "training_summary.json"
@@ -126,10 +128,21 @@ def _steps_per_epoch(train_steps: Optional[int], epochs: int) -> Optional[int]:
     return None if not train_steps else max(1, math.ceil(train_steps / epochs))
 
 
+def _best_values(fn_args) -> Optional[dict[str, Any]]:
+    """The Tuner's best hyper-parameter values (`fn_args.hyperparameters`, a KerasTuner config), if any."""
+    hyperparameters = getattr(fn_args, "hyperparameters", None)
+    if not hyperparameters:
+        return None
+    import keras_tuner
+
+    return dict(keras_tuner.HyperParameters.from_config(hyperparameters).values)
+
+
 def run_fn(fn_args) -> None:
     """Trains the configured model (the task's head) and exports it to `fn_args.serving_model_dir`."""
     config = trainer_config.parse(fn_args.custom_config, "run_fn")
-    hparams = config.model
+    hparams = tuned_hparams(config.model, _best_values(fn_args))
+    config = dataclasses.replace(config, model=hparams)
     tf_transform_output = tft.TFTransformOutput(fn_args.transform_graph_path or fn_args.transform_output)
 
     strategy = make_strategy()
@@ -163,13 +176,15 @@ def run_fn(fn_args) -> None:
         )
     final_metrics = model.evaluate(validation, return_dict=True, verbose=0)
     export.export_serving_model(model, tf_transform_output, config, fn_args.serving_model_dir)
-    write_training_summary(fn_args.model_run_dir, strategy, global_batch, history, final_metrics)
+    write_training_summary(fn_args.model_run_dir, strategy, global_batch, history, final_metrics, hparams)
 
 
 def write_training_summary(
-    run_dir: str, strategy: tf.distribute.Strategy, global_batch: int, history, final_metrics: Mapping[str, float]
+    run_dir: str, strategy: tf.distribute.Strategy, global_batch: int, history, final_metrics: Mapping[str, float],
+    hparams: Optional[ModelHparams] = None,
 ) -> dict[str, Any]:
-    """Records replicas, batch, epochs run and the restored model's eval metrics as JSON in `run_dir`."""
+    """Records replicas, batch, epochs run, the hyper-parameters trained with (tuned ones included) and
+    the restored model's eval metrics as JSON in `run_dir`."""
     val_losses = history.history.get("val_loss", [])
     summary = {
         "num_replicas": strategy.num_replicas_in_sync,
@@ -179,6 +194,7 @@ def write_training_summary(
         "best_epoch": (val_losses.index(min(val_losses)) + 1) if val_losses else None,
         "final_eval_metrics": {k: float(v) for k, v in final_metrics.items()},
         "history": {k: [float(x) for x in v] for k, v in history.history.items()},
+        "hyperparameters": dataclasses.asdict(hparams) if hparams else None,
     }
     tf.io.gfile.makedirs(run_dir)
     with tf.io.gfile.GFile(os.path.join(run_dir, SUMMARY_FILE), "w") as f:

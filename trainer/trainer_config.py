@@ -106,6 +106,16 @@ class ModelHparams:
 
 
 @dataclasses.dataclass(frozen=True)
+class TuningSpec:
+    """The optional search of `trainer.tuning.tuner_fn` (see `pipeline.config.TuningConfig`)."""
+
+    algorithm: str
+    max_trials: int
+    epochs_per_trial: int
+    search_space: Mapping[str, tuple]
+
+
+@dataclasses.dataclass(frozen=True)
 class TrainerConfig:
     """Everything Transform and Trainer read from `custom_config`, in config order."""
 
@@ -115,6 +125,7 @@ class TrainerConfig:
     cross_hash_buckets: int
     label: LabelSpec
     model: ModelHparams
+    tuning: Optional[TuningSpec]
 
     @property
     def cross_names(self) -> list[str]:
@@ -185,6 +196,7 @@ def parse(custom_config: Optional[Mapping[str, Any]], consumer: str) -> TrainerC
         cross_hash_buckets=int(section["cross_hash_buckets"]),
         label=_label(section["label"]),
         model=_hparams(section["model"]),
+        tuning=_tuning(section["tuning"]),
     )
 
 
@@ -206,6 +218,15 @@ def _label(raw: Any) -> LabelSpec:
 def _hparams(raw: Any) -> ModelHparams:
     fields = _fields(raw, ModelHparams, "custom_config.model")
     return ModelHparams(**{**fields, "hidden_units": tuple(int(u) for u in fields["hidden_units"])})
+
+
+def _tuning(raw: Any) -> Optional[TuningSpec]:
+    if raw is None:
+        return None
+    fields = _fields(raw, TuningSpec, "custom_config.tuning")
+    space = {key: tuple(tuple(v) if isinstance(v, list) else v for v in values)
+             for key, values in fields["search_space"].items()}
+    return TuningSpec(**{**fields, "search_space": space})
 
 
 def _fields(raw: Any, cls: type, where: str) -> dict[str, Any]:

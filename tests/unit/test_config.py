@@ -45,7 +45,7 @@ def test_paths_resolve_against_project_root(project):
 def test_trainer_config_is_plain_data(project):
     trainer_config = config.load(project / "configs/penguin.yaml").cfg.trainer_config()
     assert yaml.safe_load(yaml.safe_dump(trainer_config)) == trainer_config
-    assert trainer_config["task"] == "multiclass"
+    assert trainer_config["task"] == "multiclass" and trainer_config["tuning"] is None
     assert trainer_config["label"] == {"name": "species", "classes": ["Adelie", "Chinstrap", "Gentoo"],
                                        "positive_class": None, "normalize": False, "class_weights": None}
     assert {f["name"] for f in trainer_config["features"]} >= {"island", "body_mass_g"}
