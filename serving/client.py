@@ -152,13 +152,16 @@ class RestClient:
         self._retry = retry
         self._http = httpx.Client(base_url=self.base_url, timeout=timeout, transport=transport)
         self._dtypes: dict[str, dict[str, str]] = {}
+        self._signatures: dict[str, Any] = {}
 
     def predict(self, rows: Sequence[Mapping[str, Any]], signature_name: str = DEFAULT_SIGNATURE) -> list[Prediction]:
         columns = coerce_rows(rows, self.input_dtypes(signature_name))
         instances = [{name: columns[name][i] for name in columns} for i in range(len(rows))]
         body = {"signature_name": signature_name, "instances": instances}
         answer = self._request("POST", f"{self._model_path}:predict", body)
-        return [Prediction(p if isinstance(p, dict) else {"output": p}) for p in answer["predictions"]]
+        # TF Serving's row format drops the output's name when a signature has only one (regression).
+        single = self._single_output(signature_name)
+        return [Prediction(p if isinstance(p, dict) else {single: p}) for p in answer["predictions"]]
 
     def classify(self, examples: Sequence[Mapping[str, Any]],
                  signature_name: str = contract.CLASSIFY_SIGNATURE) -> list[dict[str, float]]:
@@ -179,9 +182,16 @@ class RestClient:
     def metadata(self) -> dict:
         return self._request("GET", f"{self._model_path}/metadata")
 
+    def _single_output(self, signature_name: str) -> str:
+        """The name of the signature's one output ("output" if it has several or none is known)."""
+        signature = self._signatures.get(signature_name, {})
+        outputs = list(signature.get("outputs", {}))
+        return outputs[0] if len(outputs) == 1 else "output"
+
     def input_dtypes(self, signature_name: str = DEFAULT_SIGNATURE) -> dict[str, str]:
         if signature_name not in self._dtypes:
             signatures = self.metadata()["metadata"]["signature_def"]["signature_def"]
+            self._signatures = signatures
             if signature_name not in signatures:
                 raise ServingClientError("INVALID_ARGUMENT", f"model {self.model_name} has no signature {signature_name!r}; "
                                          f"it has {', '.join(sorted(signatures))}")

@@ -39,3 +39,26 @@ def test_prediction_of_a_classifier_summarises_class_and_scores():
                                     "predicted_class": "malignant"})
     assert prediction.value is None
     assert prediction.summary() == "malignant  (benign 0.200, malignant 0.800)"
+
+
+def test_rest_predict_names_a_single_unnamed_output_after_the_signature():
+    """TF Serving's row format answers a one-output signature with bare values: [216.5, ...]."""
+    import json
+
+    import httpx
+
+    metadata = {"metadata": {"signature_def": {"signature_def": {"serving_default": {
+        "inputs": {"age": {"dtype": "DT_FLOAT"}}, "outputs": {"outputs": {"dtype": "DT_FLOAT"}}}}}}}
+
+    def answer(request):
+        if request.url.path.endswith("/metadata"):
+            return httpx.Response(200, json=metadata)
+        if request.url.path.endswith(":regress"):
+            assert json.loads(request.content)["examples"] == [{"age": 59}]
+            return httpx.Response(200, json={"results": [151.5]})
+        return httpx.Response(200, json={"predictions": [216.5]})
+
+    with client.RestClient("http://model", "diabetes", transport=httpx.MockTransport(answer)) as rest:
+        (prediction,) = rest.predict([{"age": 59.0}])
+        assert prediction.outputs == {"outputs": 216.5} and prediction.value == 216.5
+        assert rest.regress([{"age": 59}]) == [151.5]
