@@ -19,7 +19,8 @@ from typing import Any, Mapping, Optional, Sequence
 import keras
 
 from trainer import contract
-from trainer.trainer_config import BINARY, MULTICLASS, REGRESSION, FeatureSpec, ModelHparams, cross_name
+from trainer.trainer_config import (BINARY, MULTICLASS, REGRESSION, FeatureSpec, ModelHparams, TrainerConfig,
+                                    cross_name)
 
 ACCURACY_METRIC = "sparse_categorical_accuracy"
 #: The classification output layer (softmax, or the binary sigmoid); its bias is what a test sets to
@@ -137,6 +138,16 @@ def build_model(
     model = keras.Model(inputs={i.name: i for i in inputs}, outputs=output, name=task)
     model.compile(optimizer=keras.optimizers.Adam(learning_rate=hparams.learning_rate), loss=loss, metrics=metrics)
     return model
+
+
+def build_configured_model(
+    config: TrainerConfig, vocabulary_sizes: Mapping[str, int], label_moments: Optional[tuple[float, float]]
+) -> keras.Model:
+    """`build_model` for a whole TrainerConfig (task, hyper-parameters, crosses): what `run_fn` trains
+    and every Tuner trial builds, so both build the same model."""
+    return build_model(config.features, vocabulary_sizes, config.model, config.num_classes, task=config.task,
+                       label_moments=label_moments, crosses=config.crosses,
+                       cross_hash_buckets=config.cross_hash_buckets)
 
 
 def _head(hidden: Any, task: str, num_classes: int, label_moments: Optional[tuple[float, float]], seed: int):

@@ -22,7 +22,7 @@ from absl import logging
 from tfx_bsl.public import tfxio
 
 from trainer import export, features, trainer_config
-from trainer.model import build_model
+from trainer.model import build_configured_model
 from trainer.tuning import tuned_hparams
 from trainer.trainer_config import ModelHparams, TrainerConfig
 
@@ -157,9 +157,7 @@ def run_fn(fn_args) -> None:
     one_pass = make_dataset(fn_args, fn_args.train_files, tf_transform_output, config, global_batch, shuffle=False)
     moments, weights = label_moments(config, one_pass), class_weights(config, one_pass)
     with strategy.scope():
-        model = build_model(config.features, vocabulary_sizes(config, tf_transform_output), hparams,
-                            config.num_classes, task=config.task, label_moments=moments,
-                            crosses=config.crosses, cross_hash_buckets=config.cross_hash_buckets)
+        model = build_configured_model(config, vocabulary_sizes(config, tf_transform_output), moments)
     logging.info("Training on %d replica(s), global batch %d", strategy.num_replicas_in_sync, global_batch)
     with warnings.catch_warnings():
         # Finite datasets have unknown cardinality until the first epoch ends; Keras 3 then warns that

@@ -68,7 +68,7 @@ def tuner_fn(fn_args):
     from tfx.components.tuner.component import TunerFnResult
 
     from trainer import task, trainer_config
-    from trainer.model import build_model
+    from trainer.model import build_configured_model
 
     config: TrainerConfig = trainer_config.parse(fn_args.custom_config, "tuner_fn")
     if config.tuning is None:
@@ -81,9 +81,8 @@ def tuner_fn(fn_args):
     vocabulary_sizes = task.vocabulary_sizes(config, tf_transform_output)
 
     def build(hp):
-        return build_model(config.features, vocabulary_sizes, tuned_hparams(config.model, hp.values),
-                           config.num_classes, task=config.task, label_moments=moments,
-                           crosses=config.crosses, cross_hash_buckets=config.cross_hash_buckets)
+        trial = dataclasses.replace(config, model=tuned_hparams(config.model, hp.values))
+        return build_configured_model(trial, vocabulary_sizes, moments)
 
     tuner = make_tuner(config.tuning, build, fn_args.working_dir, config.model.seed)
     fit_kwargs = dict(x=train, validation_data=validation, epochs=config.tuning.epochs_per_trial,

@@ -26,10 +26,15 @@ def _run_fn_with_two_logical_cpus(transform_graph_dir: str, examples_dir: str, o
     cpu = tf.config.list_physical_devices("CPU")[0]
     tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
 
+    from trainer.task import run_fn
+
+    run_fn(_fn_args(transform_graph_dir, examples_dir, out_dir, config_json))
+
+
+def _fn_args(transform_graph_dir: str, examples_dir: str, out_dir: str, config_json: str):
+    """FnArgs as the Trainer/Tuner executors build them, from Examples/TransformGraph artifacts."""
     from tfx.components.trainer import fn_args_utils
     from tfx.types import artifact_utils, standard_artifacts, standard_component_specs as specs
-
-    from trainer.task import run_fn
 
     examples = standard_artifacts.Examples()
     examples.uri = examples_dir
@@ -43,7 +48,7 @@ def _run_fn_with_two_logical_cpus(transform_graph_dir: str, examples_dir: str, o
     )
     fn_args.serving_model_dir = str(Path(out_dir) / "serving_model")
     fn_args.model_run_dir = str(Path(out_dir) / "model_run")
-    run_fn(fn_args)
+    return fn_args
 
 
 @pytest.fixture(scope="module")
@@ -196,3 +201,20 @@ def test_warmup_exercises_the_classify_api_too(trained):
     request = records[1].classify_log.request
     assert request.model_spec.signature_name == "classification"
     assert len(request.input.example_list.examples) == len(records[0].predict_log.request.inputs["island"].string_val)
+
+
+def test_tuner_fn_searches_on_the_transformed_data_and_run_fn_takes_its_best_values(penguin_transform_run, tmp_path):
+    """TFX's Tuner executor calls tuner.search(**fit_kwargs); the best values are what run_fn applies."""
+    from trainer import trainer_config, tuning
+
+    config = {**penguin_transform_run.config, "tuning": {
+        "algorithm": "random", "max_trials": 2, "epochs_per_trial": 1,
+        "search_space": {"hidden_units": [[4], [8, 4]], "learning_rate": [0.02]}}}
+    fn_args = _fn_args(str(penguin_transform_run.transform_graph_dir),
+                       str(penguin_transform_run.transformed_examples_dir), str(tmp_path), json.dumps(config))
+    result = tuning.tuner_fn(fn_args)
+    result.tuner.search(**result.fit_kwargs)
+    best = result.tuner.get_best_hyperparameters()[0]
+    assert best.values["hidden_units"] in ("4", "8,4") and best.values["learning_rate"] == 0.02
+    parsed = trainer_config.parse(config, "test")
+    assert tuning.tuned_hparams(parsed.model, best.values).hidden_units in ((4,), (8, 4))
