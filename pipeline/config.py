@@ -116,6 +116,17 @@ class LabelConfig(_Strict):
     def _as_strings(cls, classes: Any) -> Any:
         return [str(c) for c in classes] if isinstance(classes, list) else classes
 
+    @field_validator("positive_class", mode="before")
+    @classmethod
+    def _positive_as_string(cls, positive: Any) -> Any:
+        return str(positive) if isinstance(positive, (int, float)) and not isinstance(positive, bool) else positive
+
+    @field_validator("class_weights", mode="before")
+    @classmethod
+    def _class_names_as_strings(cls, weights: Any) -> Any:
+        """YAML reads `{1: 3.0}` (0/1 labels) with int keys; class names are strings."""
+        return {str(k): v for k, v in weights.items()} if isinstance(weights, dict) else weights
+
     @field_validator("classes")
     @classmethod
     def _unique(cls, classes: list[str]) -> list[str]:

@@ -136,6 +136,11 @@ def test_task_is_inferred_from_the_label(label, task):
     assert _task_config(label).task == task
 
 
+def test_zero_one_labels_may_be_written_as_numbers():
+    label = _task_config({"name": "y", "positive_class": 1, "class_weights": {0: 1.0, 1: 3.0}}).label
+    assert (label.classes, label.positive_class, label.class_weights) == (["0", "1"], "1", {"0": 1.0, "1": 3.0})
+
+
 def test_binary_label_is_negative_then_positive():
     assert _task_config({"name": "y", "classes": ["yes", "no"], "positive_class": "yes"}).label.classes == ["no", "yes"]
     assert _task_config({"name": "y", "classes": ["no", "yes"]}).label.positive_class == "yes"
