@@ -53,6 +53,12 @@ in_root() {
         bind --rbind /sys "$root/sys"
         bind --rbind /dev "$root/dev"
         bind --bind "$project" "$root$in_project"
+        # Host tools the tests call, if the host has them (kubectl is one static binary).
+        for tool in kubectl; do
+            path=$(command -v "$tool" || true)
+            [ -n "$path" ] || continue
+            touch "$root/usr/local/bin/$tool" && bind --bind -o ro "$path" "$root/usr/local/bin/$tool"
+        done
         cp -L /etc/resolv.conf "$root/etc/resolv.conf"
         # The host'"'"'s CA bundle: it may trust a proxy'"'"'s CA that the root'"'"'s stock bundle lacks.
         cp -L "${SSL_CERT_FILE:-/etc/ssl/certs/ca-certificates.crt}" "$root/etc/ssl/certs/host-ca-bundle.crt"
@@ -90,7 +96,7 @@ install_venv() {
 # What the lock is resolved from: TFX 1.21 (TF 2.21 no longer pulls TensorBoard, which the Trainer's
 # callback needs), kfp (TFX 1.21's kfp extra is empty on Python >= 3.12, but kfp 2.17 installs), the project's
 # own requirements (setup.py) and what the tests and benchmarks import.
-RESOLVE="tfx==1.21.0 tensorboard dill pydantic>=2 PyYAML click>=8 rich starlette uvicorn[standard] httpx \
+RESOLVE="tfx==1.21.0 tensorboard dill 'pydantic>=2' PyYAML 'click>=8' rich starlette 'uvicorn[standard]' httpx \
 prometheus-client orjson portpicker psutil pytest pytest-timeout hypothesis schemathesis fastapi scikit-learn \
 kubernetes-validate kfp"
 LOCK_HEADER="# Fully pinned modern stack for tfxpipe (Python 3.13, tfx==1.21.0), resolved by scripts/modern_stack.sh resolve in a Debian 13 root. Installed with --no-deps so pip never resolves."

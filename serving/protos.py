@@ -34,9 +34,9 @@ _API_MODULES = (
     "tensorflow_serving.apis.get_model_metadata_pb2",
     "tensorflow_serving.apis.get_model_status_pb2",
     "tensorflow_serving.apis.model_management_pb2",
-    "tensorflow_serving.apis.model_service_pb2",
+    # Not model_service_pb2 / prediction_service_pb2: the wheel ships them from a 2018 protoc, they only
+    # describe the services (the _grpc stubs do not import them) and cannot load on protobuf >= 4 (upb).
     "tensorflow_serving.apis.model_service_pb2_grpc",
-    "tensorflow_serving.apis.prediction_service_pb2",
     "tensorflow_serving.apis.prediction_service_pb2_grpc",
     "tensorflow_serving.apis.prediction_log_pb2",
     "tensorflow_serving.apis.status_pb2",
