@@ -70,8 +70,9 @@ test-e2e: $(STAMP)
 
 # The modern stack on a machine too old for it: a Debian 13 root (debootstrap, built once under .stack/),
 # the modern lock installed in it (again only when the lock changes), and the unit tests, the penguin e2e
-# and the serving conformance tests run there with the project bind-mounted. Needs root.
-MODERN_TESTS ?= tests/unit tests/e2e/test_penguin_pipeline.py tests/integration/test_serving_conformance.py
+# the serving conformance and Kubeflow compile tests run there with the project bind-mounted. Needs root.
+MODERN_TESTS ?= tests/unit tests/e2e/test_penguin_pipeline.py tests/integration/test_serving_conformance.py \
+	tests/integration/test_kubeflow_compile.py
 test-modern:
 	scripts/modern_stack.sh run python -m pytest -p no:cacheprovider $(MODERN_TESTS) $(PYTEST_ARGS)
 

@@ -17,8 +17,9 @@ MODERN_ROOT="${MODERN_ROOT:-$PROJECT/.stack/modern-root}"
 SUITE="${MODERN_SUITE:-trixie}"
 MIRROR="${MODERN_MIRROR:-http://deb.debian.org/debian}"
 LOCK="$PROJECT/requirements/lock-modern.txt"
-# Inside the root: where the project is mounted and where the venv lives.
-IN_PROJECT=/tfxpipe
+# Inside the root the project is mounted at its host path (logs, error messages and recorded artifact paths
+# read the same on both sides), and the venv lives in /opt.
+IN_PROJECT="$PROJECT"
 IN_VENV=/opt/tfxpipe-venv
 # pyfarmhash (a TFX dependency) has no cp313 wheel and builds from source: hence build-essential.
 PACKAGES=python3,python3-venv,python3-pip,python3-dev,build-essential,ca-certificates
@@ -37,7 +38,6 @@ build_root() {
     debootstrap --variant=minbase --include="$PACKAGES" "$SUITE" "$MODERN_ROOT" "$MIRROR" \
         > "$(dirname "$MODERN_ROOT")/debootstrap.log" 2>&1 \
         || die "debootstrap failed; see $(dirname "$MODERN_ROOT")/debootstrap.log"
-    mkdir -p "$MODERN_ROOT$IN_PROJECT"
     touch "$MODERN_ROOT/.built"
 }
 
@@ -52,7 +52,7 @@ in_root() {
         bind -t proc proc "$root/proc"
         bind --rbind /sys "$root/sys"
         bind --rbind /dev "$root/dev"
-        bind --bind "$project" "$root$in_project"
+        mkdir -p "$root$in_project" && bind --bind "$project" "$root$in_project"
         # Host tools the tests call, if the host has them (kubectl is one static binary).
         for tool in kubectl; do
             path=$(command -v "$tool" || true)
@@ -75,10 +75,11 @@ root_sh() {
         REQUESTS_CA_BUNDLE=/etc/ssl/certs/host-ca-bundle.crt \
         ${HTTPS_PROXY:+HTTPS_PROXY="$HTTPS_PROXY"} ${HTTP_PROXY:+HTTP_PROXY="$HTTP_PROXY"} ${NO_PROXY:+NO_PROXY="$NO_PROXY"} \
         ${https_proxy:+https_proxy="$https_proxy"} ${http_proxy:+http_proxy="$http_proxy"} ${no_proxy:+no_proxy="$no_proxy"} ${PYTEST_ADDOPTS:+PYTEST_ADDOPTS="$PYTEST_ADDOPTS"} \
-        /bin/bash -euo pipefail -c "cd $IN_PROJECT && $1"
+        /bin/bash -euo pipefail -c "cd $(printf %q "$IN_PROJECT") && $1"
 }
 
-lock_stamp() { cat "$LOCK" "$PROJECT/setup.py" | sha256sum | cut -d" " -f1; }
+# The venv is reinstalled when the lock, setup.py or the project's path (its editable install) changes.
+lock_stamp() { { cat "$LOCK" "$PROJECT/setup.py"; echo "$PROJECT"; } | sha256sum | cut -d" " -f1; }
 
 install_venv() {
     build_root
