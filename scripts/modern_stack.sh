@@ -24,6 +24,7 @@ IN_VENV=/opt/tfxpipe-venv
 # pyfarmhash (a TFX dependency) has no cp313 wheel and builds from source: hence build-essential.
 PACKAGES=python3,python3-venv,python3-pip,python3-dev,build-essential,ca-certificates
 
+EXEC_IN_ROOT=""
 die() { echo "modern_stack: $*" >&2; exit 1; }
 [ "$(id -u)" = 0 ] || die "needs root (debootstrap, chroot and mounts)"
 
@@ -43,7 +44,7 @@ build_root() {
 
 # Runs "$@" chrooted in the root, in a private mount namespace. The body below is the namespace's shell.
 in_root() {
-    unshare --mount --propagation private -- bash -euo pipefail -c '
+    $EXEC_IN_ROOT unshare --mount --propagation private -- bash -euo pipefail -c '
         root=$1 project=$2 in_project=$3; shift 3
         mounted=()
         cleanup() { for ((i=${#mounted[@]}-1; i>=0; i--)); do umount -l "${mounted[i]}" 2>/dev/null || true; done; }
@@ -62,7 +63,13 @@ in_root() {
         cp -L /etc/resolv.conf "$root/etc/resolv.conf"
         # The host'"'"'s CA bundle: it may trust a proxy'"'"'s CA that the root'"'"'s stock bundle lacks.
         cp -L "${SSL_CERT_FILE:-/etc/ssl/certs/ca-certificates.crt}" "$root/etc/ssl/certs/host-ca-bundle.crt"
-        chroot "$root" "$@"
+        # The command runs as a child so that a TERM/INT to this shell reaches it and the trap still unmounts.
+        chroot "$root" "$@" & child=$!
+        trap '"'"'kill -TERM "$child" 2>/dev/null || true'"'"' TERM INT HUP
+        while :; do
+            status=0; wait "$child" || status=$?
+            kill -0 "$child" 2>/dev/null || exit "$status"
+        done
     ' in_root "$MODERN_ROOT" "$PROJECT" "$IN_PROJECT" "$@"
 }
 
@@ -114,6 +121,7 @@ case "${1:-}" in
     root) build_root ;;
     venv) install_venv ;;
     resolve) resolve_lock ;;
-    run) shift; install_venv; root_sh "$(printf '%q ' "$@")" ;;
+    # exec: the command's exit status is the script's, and a signal to the script reaches the namespace.
+    run) shift; install_venv; EXEC_IN_ROOT=exec root_sh "$(printf '%q ' "$@")" ;;
     *) die "usage: $0 root|venv|resolve|run CMD [ARG...]" ;;
 esac
