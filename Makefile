@@ -69,8 +69,9 @@ test-e2e: $(STAMP)
 	$(VENV)/bin/python -m pytest tests/e2e $(PYTEST_ARGS)
 
 # The modern stack on a machine too old for it: a Debian 13 root (debootstrap, built once under .stack/),
-# the modern lock installed in it (again only when the lock changes), and the unit tests, the penguin e2e
-# the serving conformance and Kubeflow compile tests run there with the project bind-mounted. Needs root.
+# the modern lock installed in it (again only when the lock changes), and the unit tests, the penguin e2e,
+# the serving conformance and the Kubeflow compile tests run there with the project bind-mounted. Needs root.
+# modern-root only builds the root and installs the lock.
 MODERN_TESTS ?= tests/unit tests/e2e/test_penguin_pipeline.py tests/integration/test_serving_conformance.py \
 	tests/integration/test_kubeflow_compile.py
 test-modern:
