@@ -112,7 +112,7 @@ resolve_lock() {
     build_root
     local tmp=/opt/tfxpipe-resolve
     root_sh "rm -rf $tmp && python3 -m venv $tmp && $tmp/bin/pip install -q $RESOLVE \
-        && (echo '$LOCK_HEADER'; $tmp/bin/pip freeze --all --exclude-editable) > requirements/lock-modern.txt.new"
+        && (echo '$LOCK_HEADER'; $tmp/bin/pip freeze --all --exclude-editable) > requirements/lock-modern.txt.new && rm -rf $tmp"
     mv "$PROJECT/requirements/lock-modern.txt.new" "$LOCK"
     echo "modern_stack: wrote $LOCK"
 }
