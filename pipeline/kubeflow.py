@@ -85,8 +85,7 @@ def submit(package: Path, *, host: str, experiment: Optional[str] = None, run_na
     TFX writes a Vertex-style PipelineJob (`pipelineSpec` + `runtimeConfig`); the KFP API takes the
     bare pipeline spec plus the pipeline root, so we unwrap it here.
     """
-    import kfp
-
+    kfp = _import_kfp()
     job = json.loads(package.read_text())
     spec, pipeline_root = job.get("pipelineSpec", job), job.get("runtimeConfig", {}).get("gcsOutputDirectory")
     _check_reachable(host, timeout)
@@ -101,6 +100,18 @@ def submit(package: Path, *, host: str, experiment: Optional[str] = None, run_na
         except Exception as exc:  # kfp raises ApiException, MaxRetryError, ValueError...
             raise SubmitError(f"Kubeflow Pipelines at {host} rejected the run: {exc}") from exc
     return run.run_id
+
+
+def _import_kfp():
+    """kfp, or a SubmitError saying what to install (TFX 1.21's kfp extra is empty on Python >= 3.12)."""
+    try:
+        import kfp
+    except ImportError:
+        raise SubmitError(
+            "submit needs the kfp SDK, which is not installed in this environment: `pip install kfp` (both "
+            "locks pin one: kfp 2.5 on Python 3.10, kfp 2.17 on 3.13), or upload the output of `tfxpipe compile "
+            "--target kubeflow --output pipeline.json` in the Kubeflow UI") from None
+    return kfp
 
 
 def _check_reachable(host: str, timeout: float) -> None:

@@ -17,7 +17,9 @@ import json
 import os
 from typing import Optional
 
-import tensorflow_model_analysis as tfma
+# TFMA's config messages from their proto module: TFMA 0.52 (the modern stack) no longer re-exports them
+# at the top level (only MetricDirection), and TFX 1.21's shim back-fills some of them but not BinarizationOptions.
+from tensorflow_model_analysis.proto import config_pb2 as tfma
 from tfx import v1 as tfx
 from tfx.components.example_gen.component import FileBasedExampleGen
 from tfx.components.example_gen.custom_executors import parquet_executor
