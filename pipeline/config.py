@@ -271,7 +271,7 @@ class EvaluationConfig(_Strict):
     """What TFMA computes and what a model must reach to be blessed.
 
     `thresholds` gate the overall slice only; `slice_thresholds` gate each slice of the named features,
-    once a slice has `min_examples` examples.
+    once a slice has `min_examples` examples. Metric names are checked against the task by PipelineConfig.
     """
 
     slices: list[list[str]] = Field(default_factory=list)
@@ -279,14 +279,6 @@ class EvaluationConfig(_Strict):
         default_factory=lambda: {k: ThresholdConfig(**v) for k, v in DEFAULT_THRESHOLDS["multiclass"].items()}
     )
     slice_thresholds: list[SliceThresholdConfig] = Field(default_factory=list)
-
-    @field_validator("thresholds")
-    @classmethod
-    def _known_metrics(cls, thresholds: dict[str, ThresholdConfig]) -> dict[str, ThresholdConfig]:
-        unknown = sorted(set(thresholds) - set(THRESHOLD_METRICS))
-        if unknown:
-            raise ValueError(f"thresholds on unknown metrics {unknown}; choose from {list(THRESHOLD_METRICS)}")
-        return thresholds
 
     @model_validator(mode="after")
     def _can_bless(self) -> "EvaluationConfig":

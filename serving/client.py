@@ -135,7 +135,20 @@ def _coerce(value: Any, dtype: str, index: int, name: str) -> Any:
     raise ValueError(f"feature {name}: unsupported input dtype {dtype}")
 
 
-class RestClient:
+class _ClientConnection:
+    """A client is a context manager that closes its connection on exit."""
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+
+class RestClient(_ClientConnection):
     """TF Serving REST API client (`/v1/models/<name>[/versions/<v>|/labels/<l>]:predict`)."""
 
     def __init__(self, base_url: str, model_name: str, version: int | None = None, label: str | None = None,
@@ -220,11 +233,6 @@ class RestClient:
     def close(self) -> None:
         self._http.close()
 
-    def __enter__(self) -> "RestClient":
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self.close()
 
 
 def _decode_rest(response: Any) -> Any:
@@ -246,7 +254,7 @@ _HTTP_CODES = {400: "INVALID_ARGUMENT", 401: "UNAUTHENTICATED", 403: "PERMISSION
                501: "UNIMPLEMENTED", 503: "UNAVAILABLE", 504: "DEADLINE_EXCEEDED"}
 
 
-class GrpcClient:
+class GrpcClient(_ClientConnection):
     """TF Serving gRPC client on `tensorflow.serving.PredictionService` / `ModelService` stubs."""
 
     def __init__(self, target: str, model_name: str, version: int | None = None, label: str | None = None,
@@ -351,11 +359,6 @@ class GrpcClient:
     def close(self) -> None:
         self._channel.close()
 
-    def __enter__(self) -> "GrpcClient":
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self.close()
 
 
 def fill_examples(target: Any, examples: Sequence[Mapping[str, Any]]) -> None:
