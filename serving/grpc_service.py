@@ -132,9 +132,8 @@ def build_model_servicer(service: InferenceService, metrics: ServingMetrics,
         def _status(self, request):
             if not request.HasField("model_spec"):
                 raise errors.invalid_argument("Missing ModelSpec")
-            spec = request.model_spec
-            version = spec.version.value if spec.WhichOneof("version_choice") == "version" else None
-            return service.status(spec.name, version)
+            wanted = model_request(request.model_spec)
+            return service.status(wanted.name, wanted.version)
 
         def HandleReloadConfigRequest(self, request, context):
             response = apis.model_management_pb2.ReloadConfigResponse()

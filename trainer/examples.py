@@ -28,19 +28,29 @@ def numeric_columns(serialized: tf.Tensor, names: Sequence[str]) -> dict[str, tf
     if not names:
         return {}
     serialized = tf.reshape(serialized, [-1])
-    _, features = _decode(serialized, "tensorflow.Example", "features", tf.string)
-    _, entries = _decode(_first(features, ""), "tensorflow.Features", "feature", tf.string)
-    entries = tf.pad(entries, [[0, 0], [0, 1]])  # an empty entry, so every row has one even without features
+    rows = tf.shape(serialized)[0]
+    # A serialized Example may be several concatenated ones (TF Serving sends context + example that way;
+    # parsing merges them, later values winning). Example's only field, `features` (field 1), is wire-
+    # compatible with Features' repeated field 1, so decoding the bytes as a Features yields one Features
+    # payload per concatenated part, instead of the single (last) one a decode as Example would keep.
+    _, parts = _decode(serialized, "tensorflow.Features", "feature", tf.string)  # [N, P]
+    parts = tf.pad(parts, [[0, 0], [0, 1]])  # an empty part, so every row has one even without features
+    _, entries = _decode(tf.reshape(parts, [-1]), "tensorflow.Features", "feature", tf.string)  # [N*P, E]
+    entries = tf.reshape(entries, [rows, -1])  # every part's entries, in wire order
+    entries = tf.pad(entries, [[0, 0], [0, 1]])
     _, (keys, values) = tf.io.decode_proto(entries, "tensorflow.Features.FeatureEntry", ["key", "value"],
                                            [tf.string, tf.string], descriptor_source=_DESCRIPTORS)
-    keys, values = _first(keys, ""), _first(values, "")  # [N, E]
+    keys, values = _first(keys, ""), _first(values, "")  # [N, E']
     return {name: _number(name, _feature_of(name, keys, values)) for name in names}
 
 
 def _feature_of(name: str, keys: tf.Tensor, values: tf.Tensor) -> tf.Tensor:
-    """string [N]: the serialized Feature stored under `name` in each example ("" when absent)."""
-    match = tf.equal(keys, name)
-    index = tf.argmax(tf.cast(match, tf.int32), axis=1, output_type=tf.int32)
+    """string [N]: the serialized Feature stored under `name` in each example ("" when absent).
+
+    The last entry with the name wins, as when protobuf merges concatenated messages.
+    """
+    match = tf.reverse(tf.equal(keys, name), axis=[1])
+    index = tf.shape(keys)[1] - 1 - tf.argmax(tf.cast(match, tf.int32), axis=1, output_type=tf.int32)
     value = tf.gather(values, index, batch_dims=1)
     return tf.where(tf.reduce_any(match, axis=1), value, "")
 

@@ -51,3 +51,14 @@ def test_works_inside_a_traced_signature_with_unknown_batch():
     fn = tf.function(lambda s: numeric_columns(s, ["x"])["x"],
                      input_signature=[tf.TensorSpec([None], tf.string)])
     assert fn(tf.constant([_example(x=3), _example(x=2.5)])).numpy().tolist() == [3.0, 2.5]
+
+
+def test_concatenated_examples_merge_as_parse_example_does():
+    """TF Serving sends Classify/Regress context + example as one concatenated serialized Example."""
+    context, example = _example(bill=39.5, body_mass_g=4000), _example(body_mass_g=4200.0, island=b"Dream")
+    serialized = tf.constant([context + example, example + context, _example(bill=1.0) + b""])
+    columns = numeric_columns(serialized, ["body_mass_g", "bill"])
+    assert columns["body_mass_g"].numpy().tolist()[:2] == [4200.0, 4000.0], "the later value wins"
+    assert columns["bill"].numpy().tolist() == [39.5, 39.5, 1.0]
+    merged = tf.io.parse_example(serialized[:1], {"bill": tf.io.FixedLenFeature([], tf.float32)})
+    assert merged["bill"].numpy()[0] == pytest.approx(columns["bill"].numpy()[0])
