@@ -17,6 +17,8 @@ from typing import Any, Literal, NamedTuple, Optional
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from pipeline.uris import is_remote
+
 #: Names become TFX component ids, MLMD contexts and TF Serving model names: keep them path-safe.
 _SAFE_NAME = r"^[A-Za-z][A-Za-z0-9_\-]{0,62}$"
 
@@ -485,11 +487,6 @@ def _describe(error: dict[str, Any]) -> str:
 def _resolve(path: str, base: Path) -> Path:
     p = Path(os.path.expanduser(path))
     return p if p.is_absolute() else (base / p)
-
-
-def is_remote(path: str) -> bool:
-    """An object-store URI (gs://, s3://, ...): read where the pipeline runs, never checked or re-rooted here."""
-    return "://" in path
 
 
 def load(path: str | os.PathLike, *, data: Optional[str] = None, check_data: bool = True) -> "LoadedConfig":

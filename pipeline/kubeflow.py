@@ -13,7 +13,8 @@ import tempfile
 from pathlib import Path
 from typing import Optional
 
-from pipeline.config import ConfigError, LoadedConfig, ResourcesConfig, is_remote, project_root
+from pipeline.config import ConfigError, LoadedConfig, ResourcesConfig, project_root
+from pipeline.uris import is_remote
 from pipeline.pipeline import PipelinePaths, create_pipeline
 
 

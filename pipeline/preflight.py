@@ -12,7 +12,8 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
-from pipeline.config import ConfigError, LoadedConfig, PipelineConfig, is_remote
+from pipeline.config import ConfigError, LoadedConfig, PipelineConfig
+from pipeline.uris import is_remote
 
 _MAX_PROBLEMS = 10
 

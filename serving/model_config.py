@@ -15,6 +15,7 @@ import os
 from typing import Any, Iterable, Mapping
 
 from serving import protos
+from pipeline.uris import is_remote
 from serving.errors import ServingError, invalid_argument
 
 TENSORFLOW_PLATFORM = "tensorflow"
@@ -165,7 +166,7 @@ def _version_policy(model: Any) -> VersionPolicy:
 
 
 def _is_absolute(path: str) -> bool:
-    return os.path.isabs(path) or "://" in path
+    return os.path.isabs(path) or is_remote(path)
 
 
 # --- Batching and monitoring --------------------------------------------------------------------------

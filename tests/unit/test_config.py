@@ -6,6 +6,7 @@ import pytest
 import yaml
 
 from pipeline import config
+from pipeline.uris import is_remote
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -80,7 +81,7 @@ def test_missing_data_directory_and_override(project, tmp_path):
 def test_remote_data_path_is_taken_as_is(project):
     loaded = config.load(project / "configs/penguin.yaml", data="gs://bucket/penguins")
     assert loaded.data_path == "gs://bucket/penguins"
-    assert config.is_remote(loaded.data_path) and not config.is_remote(str(project / "data"))
+    assert is_remote(loaded.data_path) and not is_remote(str(project / "data"))
 
 
 def test_missing_schema_file(project):
