@@ -252,9 +252,9 @@ class ModelServer:
                     text = f.read()
                 if text == self._config_text:
                     continue
-                self._config_text = text
                 config = model_config.read_model_server_config(self.options.model_config_file)
                 await loop.run_in_executor(None, self._apply_config, config)
+                self._config_text = text  # a refused config is tried again at the next poll, as TF Serving does
             except (OSError, errors.ServingError) as exc:
                 log.error("PollFilesystemAndReloadConfig failed to ReloadConfig: %s", exc)
 
