@@ -110,12 +110,16 @@ def promote(serving_dir: Path, model_name: str, config_path: Path, version: Opti
 
 def _label(serving_dir: Path, model_name: str, config_path: Path, version: int, labels: tuple[str, ...]
            ) -> version_labels.LabelChange:
+    """Points `labels` at `version`, keeping loaded the version a rollback from the new `stable` goes to."""
     base = Path(serving_dir) / model_name
-    if version not in list_versions(str(base)):
-        raise VersionError(f"version {version} of {model_name} is not pushed under {base} "
-                           f"(pushed: {list_versions(str(base)) or 'none'})")
+    versions = list_versions(str(base))
+    if version not in versions:
+        raise VersionError(f"version {version} of {model_name} is not pushed under {base} (pushed: {versions or 'none'})")
+    stable = version if version_labels.STABLE in labels else \
+        version_labels.read_labels(str(config_path), model_name).get(version_labels.STABLE, version)
+    rollback_target = tuple(v for v in versions if v < stable)[-1:]
     return version_labels.set_labels(str(config_path), model_name, str(base.resolve()),
-                                     {label: version for label in labels})
+                                     {label: version for label in labels}, keep_loaded=rollback_target)
 
 
 # --- ML Metadata ----------------------------------------------------------------------------------------

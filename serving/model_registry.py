@@ -82,11 +82,11 @@ class ModelRegistry:
 
         On a reload, versions a new policy adds are loaded first, then the labels move (so a label may
         name a version the same reload loads, and a request by label never finds it between versions),
-        then versions no longer aspired are unloaded. The first config's labels (and, with
-        `allow_version_labels_for_unavailable_models`, every config's) are set before anything loads.
+        then versions no longer aspired are unloaded. The first config's labels are set before anything
+        loads: like TF Serving, a server starts with labels only on `--allow_version_labels_for_unavailable_models`.
         """
         with self._config_lock:
-            labels_first = self._allow_unavailable_labels or not self._managers
+            labels_first = not self._managers
             if labels_first:
                 self._labels = self._validated_labels(configs)
             wanted = {config.name: config for config in configs}

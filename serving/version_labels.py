@@ -41,10 +41,12 @@ def read_labels(config_path: str, model_name: str) -> dict[str, int]:
     return dict(entry.version_labels) if entry is not None else {}
 
 
-def set_labels(config_path: str, model_name: str, base_path: str, labels: Mapping[str, int]) -> LabelChange:
+def set_labels(config_path: str, model_name: str, base_path: str, labels: Mapping[str, int],
+               keep_loaded: tuple[int, ...] = ()) -> LabelChange:
     """Points `labels` at their versions in `config_path` (created if missing, with `base_path`).
 
-    The version policy becomes `specific` over the versions labelled before and after the change.
+    The version policy becomes `specific` over the versions labelled before and after the change, and
+    `keep_loaded` (e.g. the version a later rollback would go to, so that it too is only a label move).
     """
     server_config = (model_config.read_model_server_config(config_path) if os.path.exists(config_path)
                      else protos.load().model_server_config_pb2.ModelServerConfig())
@@ -54,7 +56,7 @@ def set_labels(config_path: str, model_name: str, base_path: str, labels: Mappin
             name=model_name, base_path=os.path.abspath(base_path), model_platform=model_config.TENSORFLOW_PLATFORM)
     before = dict(entry.version_labels)
     after = {**before, **labels}
-    loaded = tuple(sorted(set(before.values()) | set(after.values())))
+    loaded = tuple(sorted(set(before.values()) | set(after.values()) | set(keep_loaded)))
     entry.model_version_policy.specific.versions[:] = loaded
     entry.version_labels.clear()
     entry.version_labels.update(after)

@@ -113,6 +113,13 @@ def test_rollback_points_stable_and_canary_at_the_previous_version_and_keeps_bot
         model_versions.rollback(serving, "penguin", config, to=7)
 
 
+def test_promoting_keeps_the_rollback_target_loaded(workdir):
+    """So that the next rollback is a label move onto a loaded version, as TF Serving requires."""
+    serving, config = _serving(workdir), _serving(workdir) / "models.config"
+    change = model_versions.promote(serving, "penguin", config)
+    assert dict(change.after) == {"stable": 2, "canary": 2} and change.loaded == (1, 2)
+
+
 def test_canary_then_stable(workdir):
     serving, config = _serving(workdir), _serving(workdir) / "models.config"
     canary = model_versions.promote(serving, "penguin", config, canary=True)
