@@ -87,6 +87,13 @@ def _build(spec=ModelRequest("penguin", label="stable", signature_name="serving_
     return lambda: api_protos.prediction_log(request, response)
 
 
+def _wait_for(predicate, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.01)
+
+
 def _count(metrics: ServingMetrics, outcome: str) -> float:
     return metrics.registry.get_sample_value("tfxpipe_request_log_records_total",
                                              {"model_name": "penguin", "outcome": outcome}) or 0.0
@@ -148,7 +155,7 @@ def test_a_full_queue_drops_and_counts_without_blocking_the_request(tmp_path):
         return build()
 
     logger.log("penguin", slow_build)
-    time.sleep(0.2)  # the writer has taken the first record and waits on it
+    _wait_for(lambda: logger._queue.qsize() == 0)  # the writer has taken the first record and waits on it
     started = time.perf_counter()
     for _ in range(50):
         logger.log("penguin", build)
@@ -197,9 +204,7 @@ def test_logger_rotates_old_files_while_idle(tmp_path):
     metrics = ServingMetrics()
     logger, prefix = _logger(tmp_path, metrics, rotate_seconds=0.1)
     logger.log("penguin", _build())
-    deadline = time.monotonic() + 10
-    while not request_log.completed_files(prefix) and time.monotonic() < deadline:
-        time.sleep(0.05)
+    _wait_for(lambda: request_log.completed_files(prefix))
     assert len(request_log.completed_files(prefix)) == 1  # completed with no further traffic
     logger.close()
 
@@ -208,11 +213,9 @@ def test_reload_without_logging_completes_the_file(tmp_path):
     metrics = ServingMetrics()
     logger, prefix = _logger(tmp_path, metrics)
     logger.log("penguin", _build())
-    time.sleep(0.2)
+    _wait_for(lambda: _count(metrics, "written") == 1)
     logger.configure([ModelConfig("penguin", "/m")])
-    deadline = time.monotonic() + 10
-    while not request_log.completed_files(prefix) and time.monotonic() < deadline:
-        time.sleep(0.05)
+    _wait_for(lambda: request_log.completed_files(prefix))
     assert len(request_log.completed_files(prefix)) == 1
     logger.log("penguin", _build())  # logging is off now
     logger.close()
