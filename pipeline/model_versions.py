@@ -192,8 +192,7 @@ def _spans(store, model: metadata_store_pb2.Artifact) -> tuple[int, ...]:
     examples_type = _type_id(store, "Examples")
     frontier, seen = [model], {model.id}
     for _ in range(_LINEAGE_DEPTH):
-        spans = {a.properties["span"].int_value for a in frontier
-                 if a.type_id == examples_type and "span" in a.properties}
+        spans = {_span(a) for a in frontier if a.type_id == examples_type} - {None}
         if spans:
             return tuple(sorted(spans))
         upstream = []
@@ -206,6 +205,14 @@ def _spans(store, model: metadata_store_pb2.Artifact) -> tuple[int, ...]:
         if not frontier:
             break
     return ()
+
+
+def _span(examples: metadata_store_pb2.Artifact) -> Optional[int]:
+    """An Examples artifact's span: a declared property, or a custom one (as some TFX releases record it)."""
+    for properties in (examples.properties, examples.custom_properties):
+        if "span" in properties:
+            return properties["span"].int_value
+    return None
 
 
 def _type_id(store, name: str) -> Optional[int]:

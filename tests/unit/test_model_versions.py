@@ -45,8 +45,10 @@ def _push_run(store, tmp_path: Path, run_id: str, span: int, version: int, accur
     run = mlmd_records.start_run(store, run_id)
     root = tmp_path / "pipeline_root" / run_id
     a = mlmd_records.artifact
-    mlmd_records.record(store, run, "CsvExampleGen", outputs={
-        "examples": a("Examples", f"{root}/examples", properties={"span": span})})
+    # TFX 1.16 declares `span` on the Examples type; later releases record it as a custom property.
+    examples = (a("Examples", f"{root}/examples", properties={"span": span}) if span % 2
+                else a("Examples", f"{root}/examples", span=span))
+    mlmd_records.record(store, run, "CsvExampleGen", outputs={"examples": examples})
     mlmd_records.record(store, run, "Transform", inputs={"examples": _stored(store, f"{root}/examples")},
                         outputs={"transformed_examples": a("Examples", f"{root}/transformed")})
     mlmd_records.record(store, run, "Trainer", inputs={"examples": _stored(store, f"{root}/transformed")},
