@@ -137,6 +137,7 @@ def _register_optional_commands() -> None:
     for module_name, names in (
         ("serving.cli", ("serve", "predict")),
         ("pipeline.deploy", ("deploy",)),
+        ("pipeline.versions_cli", ("models", "rollback", "promote")),
     ):
         try:
             module = importlib.import_module(module_name)

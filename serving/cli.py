@@ -91,6 +91,13 @@ def _bool_flag(name: str, help_text: str):
 @click.option("--rest_api_read_timeout_seconds", type=float, default=default("rest_api_read_timeout_seconds"),
               show_default=True,
               help="[tfxpipe] REST clients stalling in their request headers or body this long get HTTP 408.")
+@click.option("--request_log_queue_size", type=int, default=default("request_log_queue_size"), show_default=True,
+              help="[tfxpipe] Sampled requests waiting to be logged (models with a logging_config); "
+                   "beyond it they are dropped and counted, never waited for.")
+@click.option("--request_log_max_file_bytes", type=int, default=default("request_log_max_file_bytes"),
+              show_default=True, help="[tfxpipe] A request log file is completed at this size...")
+@click.option("--request_log_rotate_seconds", type=float, default=default("request_log_rotate_seconds"),
+              show_default=True, help="[tfxpipe] ...or at this age.")
 def serve(**flags: Any) -> None:
     """Serve SavedModels over TF Serving's REST and gRPC APIs (tensorflow_model_server's flags).
 
