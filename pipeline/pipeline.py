@@ -165,16 +165,18 @@ def create_pipeline(loaded: LoadedConfig, paths: PipelinePaths, *, beam_args: li
             tuner_fn=TUNER_FN, examples=transform.outputs["transformed_examples"],
             transform_graph=transform.outputs["transform_graph"], schema=schema_gen.outputs["schema"],
             custom_config=cfg.trainer_config())
-    trainer = tfx.components.Trainer(
-        run_fn=RUN_FN, examples=transform.outputs["transformed_examples"],
-        transform_graph=transform.outputs["transform_graph"], schema=schema_gen.outputs["schema"],
-        hyperparameters=tuner.outputs["best_hyperparameters"] if tuner else None,
-        custom_config=cfg.trainer_config())
     model_resolver = tfx.dsl.Resolver(
         strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
         model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
         model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing),
     ).with_id("latest_blessed_model_resolver")
+    trainer = tfx.components.Trainer(
+        run_fn=RUN_FN, examples=transform.outputs["transformed_examples"],
+        transform_graph=transform.outputs["transform_graph"], schema=schema_gen.outputs["schema"],
+        hyperparameters=tuner.outputs["best_hyperparameters"] if tuner else None,
+        # warm start: the Evaluator's baseline (latest blessed model) also seeds the new model's weights
+        base_model=model_resolver.outputs["model"] if cfg.model.warm_start else None,
+        custom_config=cfg.trainer_config())
     evaluator = tfx.components.Evaluator(
         examples=example_gen.outputs["examples"], model=trainer.outputs["model"],
         baseline_model=model_resolver.outputs["model"], eval_config=eval_config(cfg))
@@ -184,7 +186,7 @@ def create_pipeline(loaded: LoadedConfig, paths: PipelinePaths, *, beam_args: li
         push_destination=tfx.proto.PushDestination(filesystem=tfx.proto.PushDestination.Filesystem(
             base_directory=os.path.join(paths.serving_dir, cfg.model_name))))
     components = [example_gen, statistics_gen, schema_gen, example_validator, validated_baseline, gate,
-                  transform, *([tuner] if tuner else []), trainer, model_resolver, evaluator, pusher]
+                  transform, *([tuner] if tuner else []), model_resolver, trainer, evaluator, pusher]
     return tfx.dsl.Pipeline(
         pipeline_name=cfg.pipeline_name,
         pipeline_root=paths.pipeline_root,
