@@ -4,7 +4,9 @@ Runners (local, Beam, Kubeflow) only decide *where* the pipeline runs by choosin
 and Beam arguments; the DAG itself is built here, once:
 
   ExampleGen → StatisticsGen → SchemaGen | ImportSchemaGen → ExampleValidator → DataValidationGate
-    → Transform → Trainer → Evaluator (vs latest blessed model) → Pusher (blessed models only, atomic)
+    → Transform → Trainer (warm-started from the latest blessed model when configured)
+    → Evaluator (vs latest blessed model) → InfraValidator (`tfxpipe serve` on the candidate)
+    → Pusher (models blessed by both only, atomic)
 
 User code is referenced by import path (`trainer.preprocessing.preprocessing_fn`,
 `trainer.task.run_fn`) and receives its configuration as plain data through `custom_config`.
@@ -23,6 +25,7 @@ from tfx.components.example_gen.custom_executors import parquet_executor
 from tfx.dsl.components.base import executor_spec
 
 from components import atomic_pusher
+from components.infra_validator import InfraValidator
 from components.data_validation_gate import DataValidationGate
 from pipeline import config as config_lib
 from pipeline.config import THRESHOLD_METRICS, LoadedConfig, PipelineConfig, ThresholdConfig
@@ -129,6 +132,16 @@ def eval_config(cfg: PipelineConfig) -> tfma.EvalConfig:
     )
 
 
+def _infra_validator(cfg: PipelineConfig, model) -> Optional[InfraValidator]:
+    """`tfxpipe serve` on the candidate before push (`serving.infra_validation`), or None."""
+    if not cfg.serving.infra_validation:
+        return None
+    return InfraValidator(
+        model=model, model_name=cfg.model_name, task=cfg.task, classes=json.dumps(list(cfg.label.classes)),
+        latency_budget_ms=float(cfg.serving.latency_budget_ms or 0.0),
+        load_timeout_seconds=float(cfg.serving.load_timeout_seconds))
+
+
 def create_pipeline(loaded: LoadedConfig, paths: PipelinePaths, *, beam_args: list[str],
                     enable_cache: bool = True) -> tfx.dsl.Pipeline:
     """Build the TFX pipeline for one config; `paths` says where it reads and writes."""
@@ -180,13 +193,15 @@ def create_pipeline(loaded: LoadedConfig, paths: PipelinePaths, *, beam_args: li
     evaluator = tfx.components.Evaluator(
         examples=example_gen.outputs["examples"], model=trainer.outputs["model"],
         baseline_model=model_resolver.outputs["model"], eval_config=eval_config(cfg))
+    infra_validator = _infra_validator(cfg, trainer.outputs["model"])
     pusher = tfx.components.Pusher(
         custom_executor_spec=executor_spec.ExecutorClassSpec(atomic_pusher.Executor),
         model=trainer.outputs["model"], model_blessing=evaluator.outputs["blessing"],
+        infra_blessing=infra_validator.outputs["blessing"] if infra_validator else None,
         push_destination=tfx.proto.PushDestination(filesystem=tfx.proto.PushDestination.Filesystem(
             base_directory=os.path.join(paths.serving_dir, cfg.model_name))))
     components = [example_gen, statistics_gen, schema_gen, example_validator, validated_baseline, gate,
-                  transform, *([tuner] if tuner else []), model_resolver, trainer, evaluator, pusher]
+                  transform, *([tuner] if tuner else []), model_resolver, trainer, evaluator, *([infra_validator] if infra_validator else []), pusher]
     return tfx.dsl.Pipeline(
         pipeline_name=cfg.pipeline_name,
         pipeline_root=paths.pipeline_root,
