@@ -125,7 +125,10 @@ def running_server(model_dir: str, model_name: str, work_dir: str, timeout: floa
     io_utils.copy_dir(model_dir, os.path.join(base_path, "1"))
     grpc_port, rest_port = portpicker.pick_unused_port(), portpicker.pick_unused_port()
     log_path = os.path.join(work_dir, LOG_FILE)
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONWARNINGS="ignore")
+    # The server imports this project's packages: installed (the image), or from this checkout.
+    project = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    python_path = os.pathsep.join(p for p in (project, os.environ.get("PYTHONPATH", "")) if p)
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONWARNINGS="ignore", PYTHONPATH=python_path)
     with open(log_path, "wb") as log:
         process = subprocess.Popen(serve_command(base_path, model_name, grpc_port, rest_port),
                                    stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env)

@@ -218,3 +218,22 @@ def test_tuner_fn_searches_on_the_transformed_data_and_run_fn_takes_its_best_val
     assert best.values["hidden_units"] in ("4", "8,4") and best.values["learning_rate"] == 0.02
     parsed = trainer_config.parse(config, "test")
     assert tuning.tuned_hparams(parsed.model, best.values).hidden_units in ((4,), (8, 4))
+
+
+def test_warm_start_from_the_trained_model_begins_below_a_cold_start(trained, penguin_transform_run, tmp_path):
+    """Same data, same model: the run seeded with the first run's weights starts where that run ended."""
+    from trainer.task import run_fn
+
+    serving_dir, run_dir, config = trained
+    cold = json.loads((run_dir / "training_summary.json").read_text())
+    assert cold["warm_start"]["warm"] is False and cold["warm_start"]["cold_reason"] == "model.warm_start is false"
+    assert (serving_dir / "assets.extra" / "keras_layer_weights.npz").is_file(), "every export leaves a snapshot"
+    warm_config = {**config, "model": {**config["model"], "warm_start": True, "epochs": 2}}
+    fn_args = _fn_args(str(penguin_transform_run.transform_graph_dir),
+                       str(penguin_transform_run.transformed_examples_dir), str(tmp_path), json.dumps(warm_config))
+    fn_args.base_model = str(serving_dir)
+    run_fn(fn_args)
+    warm = json.loads((tmp_path / "model_run" / "training_summary.json").read_text())
+    assert warm["warm_start"]["warm"] is True and warm["warm_start"]["base_model"] == str(serving_dir)
+    assert {"hidden_0", "probabilities", "sex_embedding"} <= set(warm["warm_start"]["copied"])
+    assert warm["history"]["loss"][0] < 0.8 * cold["history"]["loss"][0], (warm["history"], cold["history"])
