@@ -166,9 +166,9 @@ def run_fn(fn_args) -> None:
     one_pass = make_dataset(fn_args, fn_args.train_files, tf_transform_output, config, global_batch, shuffle=False)
     moments, weights = label_moments(config, one_pass), class_weights(config, one_pass)
     sizes, vocabulary = vocabulary_sizes(config, tf_transform_output), vocabularies(config, tf_transform_output)
-    with strategy.scope():
+    with strategy.scope():  # mirrored variables are created, and warm-start assigned, in the scope
         model = build_configured_model(config, sizes, moments)
-    started = _warm_start(fn_args, model, config, sizes, vocabulary)
+        started = _warm_start(fn_args, model, config, sizes, vocabulary)
     logging.info("Training on %d replica(s), global batch %d", strategy.num_replicas_in_sync, global_batch)
     with warnings.catch_warnings():
         # Finite datasets have unknown cardinality until the first epoch ends; Keras 3 then warns that
