@@ -128,7 +128,8 @@ def save(snap: Snapshot, export_dir: str) -> str:
 
     arrays = {f"{name}/{i}": value for name, values in snap.layers.items() for i, value in enumerate(values)}
     meta = {"vocabularies": snap.vocabularies, "segments": [dataclasses.asdict(s) for s in snap.segments],
-            "embeddings": {name: dataclasses.asdict(s) for name, s in snap.embeddings.items()}, "layers": {name: len(values) for name, values in snap.layers.items()}}
+            "embeddings": {name: dataclasses.asdict(s) for name, s in snap.embeddings.items()},
+            "layers": {name: len(values) for name, values in snap.layers.items()}}
     buffer = io.BytesIO()
     np.savez(buffer, **arrays, **{_META_KEY: np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)})
     path = os.path.join(export_dir, WEIGHTS_FILE)
@@ -156,7 +157,9 @@ def load(export_dir: str) -> Snapshot:
 def _id_rows(new: Segment, old: Segment, new_vocab: Optional[Sequence[str]],
              old_vocab: Optional[Sequence[str]]) -> list[Optional[int]]:
     """For each row of the new `ids` segment, the old segment's row holding the same value (or None)."""
-    if new_vocab is None or old_vocab is None:  # hashed or bucketized: ids mean the same where both exist
+    described = (new_vocab is not None and old_vocab is not None
+                 and new.width == new.offset + len(new_vocab) + new.oov and old.width == old.offset + len(old_vocab) + old.oov)
+    if not described:  # hashed or bucketized: ids mean the same where both exist
         return [row if row < old.width else None for row in range(new.width)]
     old_index = {value: i for i, value in enumerate(old_vocab)}
     rows: list[Optional[int]] = [row if row < min(new.offset, old.offset) else None for row in range(new.offset)]

@@ -115,3 +115,20 @@ def test_snapshot_round_trips_through_the_export_directory(tmp_path):
     assert outcome.warm and dataclasses.asdict(outcome)["base_model"] == str(tmp_path)
     for old, new in zip(old_model.get_weights(), new_model.get_weights()):
         np.testing.assert_array_equal(old, new)
+
+
+def test_a_wider_embedding_is_a_cold_start_naming_the_feature():
+    _, base = _model(_config(seed=1), OLD_VOCABULARIES)
+    wider = [dict(f, embedding_dim=5) if f["name"] == "shape" else f for f in FEATURES]
+    config = trainer_config.parse(trainer_config_dict(
+        features=wider, label={"name": "kind", "classes": ["a", "b", "c"]}, hidden_units=[8, 4], seed=2,
+        warm_start=True), "test")
+    new_model, current = _model(config, OLD_VOCABULARIES)
+    with pytest.raises(warm_start.ColdStart, match="shape"):
+        warm_start.transfer_weights(new_model, current, base, "base")
+
+
+def test_ids_without_a_vocabulary_keep_the_rows_both_models_have():
+    old = warm_start.Segment("cell", "ids", 4)
+    new = warm_start.Segment("cell", "ids", 6)
+    assert warm_start._id_rows(new, old, None, None) == [0, 1, 2, 3, None, None]
