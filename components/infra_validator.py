@@ -128,7 +128,7 @@ def running_server(model_dir: str, model_name: str, work_dir: str, timeout: floa
     # The server imports this project's packages: installed (the image), or from this checkout.
     project = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     python_path = os.pathsep.join(p for p in (project, os.environ.get("PYTHONPATH", "")) if p)
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONWARNINGS="ignore", PYTHONPATH=python_path)
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONWARNINGS="ignore", PYTHONPATH=python_path)
     with open(log_path, "wb") as log:
         process = subprocess.Popen(serve_command(base_path, model_name, grpc_port, rest_port),
                                    stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env)

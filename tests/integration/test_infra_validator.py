@@ -16,6 +16,7 @@ import pytest
 
 from components import atomic_pusher, infra_validator
 from tests.support import serving_fixtures
+from trainer import contract, export
 
 pytestmark = pytest.mark.slow
 
@@ -34,7 +35,7 @@ def _broken_copy(good: Path, target: Path, how: str) -> Path:
     def wrap(function, name):
         def call(**inputs):
             outputs = dict(function(**inputs))
-            if how == "raise" and name == "serving_default":
+            if how == "raise" and name == contract.SERVING_SIGNATURE:
                 first = next(iter(inputs.values()))
                 tf.debugging.assert_less(tf.size(first), 0, message="broken on purpose")
             if how == "nan":
@@ -45,7 +46,7 @@ def _broken_copy(good: Path, target: Path, how: str) -> Path:
 
     signatures = {name: wrap(function, name) for name, function in loaded.signatures.items()}
     tf.saved_model.save(module, str(target), signatures=signatures)
-    serving_fixtures.set_method_names(target, {"classification": serving_fixtures.CLASSIFY_METHOD})
+    export.set_signature_method_name(str(target), contract.CLASSIFY_SIGNATURE, contract.CLASSIFY_METHOD)
     shutil.copytree(good / "assets.extra", target / "assets.extra")
     return target
 
