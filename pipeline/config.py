@@ -162,6 +162,9 @@ class ModelConfig(_Strict):
     epochs: int = Field(50, ge=1)
     early_stopping_patience: int = Field(5, ge=1)
     seed: int = 42
+    #: Start from the latest blessed model's weights (layers whose shapes match; grown vocabularies keep
+    #: their old rows); the first run, or an incompatible base model, trains from scratch, saying why.
+    warm_start: bool = False
 
 
 #: `model:` keys a `tuning.search_space` may range over.
@@ -319,6 +322,18 @@ class ValidationConfig(_Strict):
     fail_on_anomalies: bool = True
 
 
+class ServingConfig(_Strict):
+    """Infra validation: the candidate model must load and answer in a real `tfxpipe serve` before push."""
+
+    #: Start the model server on the candidate, replay its warm-up requests over REST and gRPC, and
+    #: refuse the push (InfraBlessing not blessed) when it does not load or answers wrongly.
+    infra_validation: bool = True
+    #: Largest allowed p99 latency (milliseconds) of the warm-up requests; none: latency is not checked.
+    latency_budget_ms: Optional[float] = Field(None, gt=0)
+    #: How long the server may take to load the model and replay its warm-up records.
+    load_timeout_seconds: float = Field(300.0, gt=0)
+
+
 class BeamConfig(_Strict):
     """Apache Beam options for the data-heavy components (ExampleGen, StatisticsGen, Transform, Evaluator)."""
 
@@ -370,6 +385,7 @@ class PipelineConfig(_Strict):
     tuning: Optional[TuningConfig] = None
     evaluation: EvaluationConfig = Field(default_factory=EvaluationConfig)
     validation: ValidationConfig = Field(default_factory=ValidationConfig)
+    serving: ServingConfig = Field(default_factory=ServingConfig)
     beam: BeamConfig = Field(default_factory=BeamConfig)
     kubeflow: KubeflowConfig = Field(default_factory=KubeflowConfig)
 

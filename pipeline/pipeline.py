@@ -4,8 +4,10 @@ Runners (local, Beam, Kubeflow) only decide *where* the pipeline runs by choosin
 and Beam arguments; the DAG itself is built here, once:
 
   ExampleGen → StatisticsGen → SchemaGen | ImportSchemaGen → ExampleValidator → DataValidationGate
-    → AcceptValidatedData (stops the run on rejected data) → Transform → Trainer
-    → Evaluator (vs latest blessed model) → Pusher (blessed models only, atomic)
+    → AcceptValidatedData (stops the run on rejected data) → Transform
+    → Trainer (warm-started from the latest blessed model when configured)
+    → Evaluator (vs latest blessed model) → InfraValidator (`tfxpipe serve` on the candidate)
+    → Pusher (models blessed by both only, atomic)
 
 User code is referenced by import path (`trainer.preprocessing.preprocessing_fn`,
 `trainer.task.run_fn`) and receives its configuration as plain data through `custom_config`.
@@ -27,6 +29,7 @@ from tfx.dsl.components.base import executor_spec
 
 from components import atomic_pusher, explained_evaluator
 from components.data_validation_gate import AcceptValidatedData, DataValidationGate
+from components.infra_validator import InfraValidator
 from pipeline import config as config_lib
 from pipeline.config import THRESHOLD_METRICS, EvaluationConfig, LoadedConfig, PipelineConfig, ThresholdConfig
 from trainer import contract
@@ -176,6 +179,16 @@ def _data_validation(cfg: PipelineConfig, statistics_gen, schema_gen, example_va
     return [validated_baseline, gate, accept]
 
 
+def _infra_validator(cfg: PipelineConfig, model) -> Optional[InfraValidator]:
+    """`tfxpipe serve` on the candidate before push (`serving.infra_validation`), or None."""
+    if not cfg.serving.infra_validation:
+        return None
+    return InfraValidator(
+        model=model, model_name=cfg.model_name, task=cfg.task, classes=json.dumps(list(cfg.label.classes)),
+        latency_budget_ms=float(cfg.serving.latency_budget_ms or 0.0),
+        load_timeout_seconds=float(cfg.serving.load_timeout_seconds))
+
+
 def create_pipeline(loaded: LoadedConfig, paths: PipelinePaths, *, beam_args: list[str],
                     enable_cache: bool = True) -> tfx.dsl.Pipeline:
     """Build the TFX pipeline for one config; `paths` says where it reads and writes."""
@@ -199,27 +212,32 @@ def create_pipeline(loaded: LoadedConfig, paths: PipelinePaths, *, beam_args: li
             tuner_fn=TUNER_FN, examples=transform.outputs["transformed_examples"],
             transform_graph=transform.outputs["transform_graph"], schema=schema_gen.outputs["schema"],
             custom_config=cfg.trainer_config())
-    trainer = tfx.components.Trainer(
-        run_fn=RUN_FN, examples=transform.outputs["transformed_examples"],
-        transform_graph=transform.outputs["transform_graph"], schema=schema_gen.outputs["schema"],
-        hyperparameters=tuner.outputs["best_hyperparameters"] if tuner else None,
-        custom_config=cfg.trainer_config())
     model_resolver = tfx.dsl.Resolver(
         strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
         model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
         model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing),
     ).with_id("latest_blessed_model_resolver")
+    trainer = tfx.components.Trainer(
+        run_fn=RUN_FN, examples=transform.outputs["transformed_examples"],
+        transform_graph=transform.outputs["transform_graph"], schema=schema_gen.outputs["schema"],
+        hyperparameters=tuner.outputs["best_hyperparameters"] if tuner else None,
+        # warm start: the Evaluator's baseline (latest blessed model) also seeds the new model's weights
+        base_model=model_resolver.outputs["model"] if cfg.model.warm_start else None,
+        custom_config=cfg.trainer_config())
     evaluator = explained_evaluator.Evaluator(
         examples=example_gen.outputs["examples"], model=trainer.outputs["model"],
         baseline_model=model_resolver.outputs["model"], eval_config=eval_config(cfg),
         slice_min_examples=slice_min_examples(cfg.evaluation))
+    infra_validator = _infra_validator(cfg, trainer.outputs["model"])
     pusher = tfx.components.Pusher(
         custom_executor_spec=executor_spec.ExecutorClassSpec(atomic_pusher.Executor),
         model=trainer.outputs["model"], model_blessing=evaluator.outputs["blessing"],
+        infra_blessing=infra_validator.outputs["blessing"] if infra_validator else None,
         push_destination=tfx.proto.PushDestination(filesystem=tfx.proto.PushDestination.Filesystem(
             base_directory=os.path.join(paths.serving_dir, cfg.model_name))))
     components = [example_gen, statistics_gen, schema_gen, example_validator, *validation,
-                  transform, *([tuner] if tuner else []), trainer, model_resolver, evaluator, pusher]
+                  transform, *([tuner] if tuner else []), model_resolver, trainer, evaluator,
+                  *([infra_validator] if infra_validator else []), pusher]
     return tfx.dsl.Pipeline(
         pipeline_name=cfg.pipeline_name,
         pipeline_root=paths.pipeline_root,

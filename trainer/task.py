@@ -21,7 +21,7 @@ import tensorflow_transform as tft
 from absl import logging
 from tfx_bsl.public import tfxio
 
-from trainer import export, features, trainer_config
+from trainer import export, features, trainer_config, warm_start
 from trainer.model import build_configured_model
 from trainer.tuning import tuned_hparams
 from trainer.trainer_config import ModelHparams, TrainerConfig
@@ -85,6 +85,15 @@ def vocabulary_sizes(config: TrainerConfig, tf_transform_output: tft.TFTransform
     """Vocabulary entries of each feature with a vocabulary, read from the files Transform wrote."""
     return {
         spec.name: tf_transform_output.vocabulary_size_by_name(features.vocabulary_file_name(spec.name))
+        for spec in config.vocabulary_features
+    }
+
+
+def vocabularies(config: TrainerConfig, tf_transform_output: tft.TFTransformOutput) -> dict[str, list[str]]:
+    """Entries of each vocabulary, in id order (bytes as latin-1 text: lossless, JSON-friendly)."""
+    return {
+        spec.name: [value.decode("latin-1") if isinstance(value, bytes) else str(value) for value in
+                    tf_transform_output.vocabulary_by_name(features.vocabulary_file_name(spec.name))]
         for spec in config.vocabulary_features
     }
 
@@ -156,8 +165,10 @@ def run_fn(fn_args) -> None:
 
     one_pass = make_dataset(fn_args, fn_args.train_files, tf_transform_output, config, global_batch, shuffle=False)
     moments, weights = label_moments(config, one_pass), class_weights(config, one_pass)
-    with strategy.scope():
-        model = build_configured_model(config, vocabulary_sizes(config, tf_transform_output), moments)
+    sizes, vocabulary = vocabulary_sizes(config, tf_transform_output), vocabularies(config, tf_transform_output)
+    with strategy.scope():  # mirrored variables are created, and warm-start assigned, in the scope
+        model = build_configured_model(config, sizes, moments)
+        started = _warm_start(fn_args, model, config, sizes, vocabulary)
     logging.info("Training on %d replica(s), global batch %d", strategy.num_replicas_in_sync, global_batch)
     with warnings.catch_warnings():
         # Finite datasets have unknown cardinality until the first epoch ends; Keras 3 then warns that
@@ -174,15 +185,26 @@ def run_fn(fn_args) -> None:
         )
     final_metrics = model.evaluate(validation, return_dict=True, verbose=0)
     export.export_serving_model(model, tf_transform_output, config, fn_args.serving_model_dir)
-    write_training_summary(fn_args.model_run_dir, strategy, global_batch, history, final_metrics, hparams)
+    warm_start.save(warm_start.snapshot(model, config, sizes, vocabulary), fn_args.serving_model_dir)
+    write_training_summary(fn_args.model_run_dir, strategy, global_batch, history, final_metrics, hparams,
+                           started)
+
+
+def _warm_start(fn_args, model, config: TrainerConfig, sizes: Mapping[str, int],
+                vocabulary: Mapping[str, list[str]]) -> warm_start.WarmStart:
+    """Seeds the fresh model from the Trainer's `base_model` when `model.warm_start` asks for it."""
+    if not config.model.warm_start:
+        return warm_start.WarmStart(None, cold_reason="model.warm_start is false")
+    current = warm_start.snapshot(model, config, sizes, vocabulary)
+    return warm_start.warm_start(model, current, getattr(fn_args, "base_model", None))
 
 
 def write_training_summary(
     run_dir: str, strategy: tf.distribute.Strategy, global_batch: int, history, final_metrics: Mapping[str, float],
-    hparams: Optional[ModelHparams] = None,
+    hparams: Optional[ModelHparams] = None, started: Optional[warm_start.WarmStart] = None,
 ) -> dict[str, Any]:
-    """Records replicas, batch, epochs run, the hyper-parameters trained with (tuned ones included) and
-    the restored model's eval metrics as JSON in `run_dir`."""
+    """Records replicas, batch, epochs run, the hyper-parameters trained with (tuned ones included),
+    the restored model's eval metrics and the warm start (base model, or why cold) as JSON in `run_dir`."""
     val_losses = history.history.get("val_loss", [])
     summary = {
         "num_replicas": strategy.num_replicas_in_sync,
@@ -193,6 +215,7 @@ def write_training_summary(
         "final_eval_metrics": {k: float(v) for k, v in final_metrics.items()},
         "history": {k: [float(x) for x in v] for k, v in history.history.items()},
         "hyperparameters": dataclasses.asdict(hparams) if hparams else None,
+        "warm_start": started.summary() if started else None,
     }
     tf.io.gfile.makedirs(run_dir)
     with tf.io.gfile.GFile(os.path.join(run_dir, SUMMARY_FILE), "w") as f:

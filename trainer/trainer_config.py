@@ -103,6 +103,7 @@ class ModelHparams:
     epochs: int
     early_stopping_patience: int
     seed: int
+    warm_start: bool
 
 
 @dataclasses.dataclass(frozen=True)

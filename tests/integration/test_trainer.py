@@ -21,7 +21,8 @@ pytestmark = pytest.mark.slow
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 
-def _run_fn_with_two_logical_cpus(transform_graph_dir: str, examples_dir: str, out_dir: str, config_json: str):
+def _run_fn_with_two_logical_cpus(transform_graph_dir: str, examples_dir: str, out_dir: str, config_json: str,
+                                  base_model: str = ""):
     """Subprocess entry point: two logical CPUs, real artifacts -> FnArgs -> trainer.task.run_fn."""
     import tensorflow as tf
 
@@ -30,7 +31,9 @@ def _run_fn_with_two_logical_cpus(transform_graph_dir: str, examples_dir: str, o
 
     from trainer.task import run_fn
 
-    run_fn(_fn_args(transform_graph_dir, examples_dir, out_dir, config_json))
+    fn_args = _fn_args(transform_graph_dir, examples_dir, out_dir, config_json)
+    fn_args.base_model = base_model or None
+    run_fn(fn_args)
 
 
 def _fn_args(transform_graph_dir: str, examples_dir: str, out_dir: str, config_json: str):
@@ -57,11 +60,18 @@ def _fn_args(transform_graph_dir: str, examples_dir: str, out_dir: str, config_j
 def trained(penguin_transform_run, tmp_path_factory):
     """Runs run_fn once in a subprocess; returns (serving_model_dir, model_run_dir, config)."""
     out_dir = tmp_path_factory.mktemp("trainer")
+    _train_in_subprocess(penguin_transform_run, out_dir, penguin_transform_run.config)
+    return out_dir / "serving_model", out_dir / "model_run", penguin_transform_run.config
+
+
+def _train_in_subprocess(transform_run, out_dir: Path, config: dict, base_model: str = "") -> None:
+    """run_fn on two logical CPUs in a fresh process, writing under `out_dir`."""
     args = [
-        str(penguin_transform_run.transform_graph_dir),
-        str(penguin_transform_run.transformed_examples_dir),
+        str(transform_run.transform_graph_dir),
+        str(transform_run.transformed_examples_dir),
         str(out_dir),
-        json.dumps(penguin_transform_run.config),
+        json.dumps(config),
+        base_model,
     ]
     code = "import sys, test_trainer; test_trainer._run_fn_with_two_logical_cpus(*sys.argv[1:])"
     result = subprocess.run(
@@ -73,7 +83,6 @@ def trained(penguin_transform_run, tmp_path_factory):
         timeout=300,
     )
     assert result.returncode == 0, result.stderr[-5000:]
-    return out_dir / "serving_model", out_dir / "model_run", penguin_transform_run.config
 
 
 def _environ():
@@ -236,3 +245,19 @@ def test_tuner_fn_searches_on_the_transformed_data_and_run_fn_takes_its_best_val
     assert best.values["hidden_units"] in ("4", "8,4") and best.values["learning_rate"] == 0.02
     parsed = trainer_config.parse(config, "test")
     assert tuning.tuned_hparams(parsed.model, best.values).hidden_units in ((4,), (8, 4))
+
+
+def test_warm_start_from_the_trained_model_begins_below_a_cold_start(trained, penguin_transform_run, tmp_path):
+    """Same data, same model, two replicas: the run seeded with the first run's weights starts where that
+    run ended."""
+    serving_dir, run_dir, config = trained
+    cold = json.loads((run_dir / "training_summary.json").read_text())
+    assert cold["warm_start"]["warm"] is False and cold["warm_start"]["cold_reason"] == "model.warm_start is false"
+    assert (serving_dir / "assets.extra" / "keras_layer_weights.npz").is_file(), "every export leaves a snapshot"
+    warm_config = {**config, "model": {**config["model"], "warm_start": True, "epochs": 2}}
+    _train_in_subprocess(penguin_transform_run, tmp_path, warm_config, base_model=str(serving_dir))
+    warm = json.loads((tmp_path / "model_run" / "training_summary.json").read_text())
+    assert warm["num_replicas"] == 2
+    assert warm["warm_start"]["warm"] is True and warm["warm_start"]["base_model"] == str(serving_dir)
+    assert {"hidden_0", "probabilities", "sex_embedding"} <= set(warm["warm_start"]["copied"])
+    assert warm["history"]["loss"][0] < 0.8 * cold["history"]["loss"][0], (warm["history"], cold["history"])
