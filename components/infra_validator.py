@@ -36,14 +36,15 @@ from tfx.dsl.component.experimental.decorators import component
 from tfx.types import standard_artifacts
 from tfx.utils import io_utils, path_utils
 
+from components.blessing_record import BLESSED_PROPERTY, INFRA_LATENCY_PROPERTY, INFRA_REASON_PROPERTY
 from trainer import contract
 
 #: TFX's InfraValidator markers (tfx/components/infra_validator/executor.py), read by Pusher and tools.
-BLESSED_KEY = "blessed"
+BLESSED_KEY = BLESSED_PROPERTY
 BLESSED_FILE = "INFRA_BLESSED"
 NOT_BLESSED_FILE = "INFRA_NOT_BLESSED"
-REASON_KEY = "reason"
-LATENCY_KEY = "latency_p99_ms"
+REASON_KEY = INFRA_REASON_PROPERTY
+LATENCY_KEY = INFRA_LATENCY_PROPERTY
 LOG_FILE = "model_server.log"
 #: Each warm-up request is sent this many times per protocol for the latency figure.
 LATENCY_ROUNDS = 20

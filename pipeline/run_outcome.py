@@ -16,7 +16,7 @@ from typing import Callable, Optional
 from ml_metadata.metadata_store import metadata_store
 from ml_metadata.proto import metadata_store_pb2
 
-from components import validation_report
+from components import blessing_record, validation_report
 from pipeline.blessing import BlessingDecision, read_decision
 from pipeline.config import LoadedConfig
 
@@ -55,6 +55,15 @@ class DataValidation:
         return self.verdict != validation_report.PASSED
 
 
+@dataclasses.dataclass(frozen=True)
+class InfraValidation:
+    """What InfraValidator recorded on its InfraBlessing."""
+
+    blessed: bool
+    reason: str
+    latency_p99_ms: Optional[float]
+
+
 @dataclasses.dataclass
 class RunResult:
     """Everything `tfxpipe run` reports; `succeeded` is False when a component failed or data was rejected."""
@@ -67,6 +76,8 @@ class RunResult:
     blessed: Optional[bool] = None
     #: Why the model was (not) blessed: failed checks and the baseline, as the Evaluator recorded them.
     blessing: Optional[BlessingDecision] = None
+    #: Did the candidate load and answer in a model server (InfraValidator), and why not.
+    infra_validation: Optional[InfraValidation] = None
     pushed_path: Optional[str] = None
     #: A crash's message, for display only: what happened is read from the store.
     error: Optional[str] = None
@@ -187,8 +198,19 @@ def _read_evaluation(result: RunResult) -> None:
         if evaluator.outputs.get("evaluation"):
             result.metrics = _metrics(evaluator.outputs["evaluation"][0].uri)
         if evaluator.outputs.get("blessing"):
-            result.blessed = _custom_int(evaluator.outputs["blessing"][0], "blessed") == 1
+            result.blessed = _custom_int(evaluator.outputs["blessing"][0], blessing_record.BLESSED_PROPERTY) == 1
             result.blessing = read_decision(evaluator.outputs["blessing"][0])
+
+
+def _read_infra_validation(result: RunResult) -> None:
+    validator = result.component("InfraValidator")
+    if validator and validator.outputs.get("blessing"):
+        blessing = validator.outputs["blessing"][0]
+        latency = blessing.custom_properties.get(blessing_record.INFRA_LATENCY_PROPERTY)
+        result.infra_validation = InfraValidation(
+            blessed=_custom_int(blessing, blessing_record.BLESSED_PROPERTY) == 1,
+            reason=_custom_string(blessing, blessing_record.INFRA_REASON_PROPERTY),
+            latency_p99_ms=latency.double_value if latency is not None else None)
 
 
 def _read_push(result: RunResult) -> None:
@@ -200,7 +222,8 @@ def _read_push(result: RunResult) -> None:
 
 
 #: One reader per decision recorded in the store; each fills its own RunResult field.
-DECISION_READERS: tuple[Callable[[RunResult], None], ...] = (_read_data_validation, _read_evaluation, _read_push)
+DECISION_READERS: tuple[Callable[[RunResult], None], ...] = (
+    _read_data_validation, _read_evaluation, _read_infra_validation, _read_push)
 
 
 def collect(loaded: LoadedConfig, metadata_path: Path, *, started: Optional[float] = None,
