@@ -12,13 +12,12 @@ loaded from its file without running TFMA's package `__init__`, which imports Te
 from __future__ import annotations
 
 import dataclasses
-import glob
-import os
 from pathlib import Path
 from typing import Any, Mapping, Optional
 
 from ml_metadata.proto import metadata_store_pb2
 
+from pipeline import tfma_results
 from pipeline.blessing import read_decision
 from serving import version_labels
 from serving.version_manager import list_versions
@@ -222,42 +221,7 @@ def _type_id(store, name: str) -> Optional[int]:
         return None
 
 
-# --- TFMA metrics without TensorFlow ---------------------------------------------------------------------
-
 def overall_metrics(evaluation_uri: str) -> dict[str, float]:
-    """The Overall slice's scalar metrics in an Evaluator output (the candidate's; not baseline or diff)."""
-    from serving.request_log import read_records
-
-    metrics_class = _metrics_for_slice_class()
-    values: dict[str, float] = {}
-    for path in sorted(p for p in glob.glob(os.path.join(evaluation_uri, "metrics*")) if os.path.isfile(p)):
-        for record in read_records(path):
-            metrics = metrics_class.FromString(record)
-            if metrics.slice_key.single_slice_keys or metrics.HasField("cross_slice_key"):
-                continue
-            for entry in metrics.metric_keys_and_values:
-                key = entry.key
-                if key.model_name == "baseline" or key.is_diff or key.HasField("sub_key"):
-                    continue
-                if entry.value.HasField("double_value"):
-                    values[key.name] = entry.value.double_value.value
-    return dict(sorted(values.items()))
-
-
-def _metrics_for_slice_class():
-    """TFMA's MetricsForSlice message, from its generated module (which needs only protobuf)."""
-    import importlib.util
-    import sys
-
-    name = "tensorflow_model_analysis.proto.metrics_for_slice_pb2"
-    module = sys.modules.get(name)
-    if module is None:
-        package = importlib.util.find_spec("tensorflow_model_analysis")
-        if package is None or not package.submodule_search_locations:
-            raise ImportError("tensorflow_model_analysis is not installed")
-        location = os.path.join(package.submodule_search_locations[0], "proto", "metrics_for_slice_pb2.py")
-        spec = importlib.util.spec_from_file_location(name, location)
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-        sys.modules[name] = module  # a later `import tensorflow_model_analysis` reuses it
-    return module.MetricsForSlice
+    """The Overall slice's scalar metrics in an Evaluator output (the candidate's; not per class)."""
+    overall = tfma_results.metrics_by_slice(evaluation_uri).get(tfma_results.OVERALL, {})
+    return dict(sorted((name, value) for name, value in overall.items() if "/class_" not in name))

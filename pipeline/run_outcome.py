@@ -17,6 +17,7 @@ from ml_metadata.metadata_store import metadata_store
 from ml_metadata.proto import metadata_store_pb2
 
 from components import blessing_record, validation_report
+from pipeline import tfma_results
 from pipeline.blessing import BlessingDecision, read_decision
 from pipeline.config import LoadedConfig
 
@@ -163,25 +164,6 @@ def _custom_string(artifact: metadata_store_pb2.Artifact, name: str) -> str:
     return "" if value is None else value.string_value
 
 
-def _metrics(evaluation_uri: str) -> dict[str, dict[str, float]]:
-    """Slice name → metric name → value, from TFMA's output (overall slice first)."""
-    import tensorflow_model_analysis as tfma
-
-    result: dict[str, dict[str, float]] = {}
-    for metrics_for_slice in tfma.load_metrics(evaluation_uri):
-        slice_key = tfma.slicer.deserialize_slice_key(metrics_for_slice.slice_key)
-        name = tfma.slicer.stringify_slice_key(slice_key) or "Overall"
-        values = result.setdefault(name, {})
-        for kv in metrics_for_slice.metric_keys_and_values:
-            if not kv.value.HasField("double_value") or kv.key.model_name == "baseline" or kv.key.is_diff:
-                continue
-            label = kv.key.name
-            if kv.key.sub_key.HasField("class_id"):
-                label += f"/class_{kv.key.sub_key.class_id.value}"
-            values[label] = kv.value.double_value.value
-    return dict(sorted(result.items(), key=lambda item: (item[0] != "Overall", item[0])))
-
-
 def _read_data_validation(result: RunResult) -> None:
     gate = result.component(GATE_NODE)
     if gate and gate.outputs.get(VERDICT_OUTPUT):
@@ -196,7 +178,7 @@ def _read_evaluation(result: RunResult) -> None:
     evaluator = result.component("Evaluator")
     if evaluator:
         if evaluator.outputs.get("evaluation"):
-            result.metrics = _metrics(evaluator.outputs["evaluation"][0].uri)
+            result.metrics = tfma_results.metrics_by_slice(evaluator.outputs["evaluation"][0].uri)
         if evaluator.outputs.get("blessing"):
             result.blessed = _custom_int(evaluator.outputs["blessing"][0], blessing_record.BLESSED_PROPERTY) == 1
             result.blessing = read_decision(evaluator.outputs["blessing"][0])

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from pipeline import model_versions
+from pipeline import model_versions, tfma_results
 from pipeline.model_versions import VersionError
 from serving import model_config, request_log, version_labels
 from tests.support import mlmd_records
@@ -17,7 +17,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def _metrics_file(directory: Path, accuracy: float) -> None:
-    metrics_class = model_versions._metrics_for_slice_class()
+    metrics_class = tfma_results.metrics_for_slice_class()
     overall = metrics_class()
     for name, value, model, class_id in (("sparse_categorical_accuracy", accuracy, "", None),
                                          ("sparse_categorical_accuracy", 0.5, "baseline", None),
