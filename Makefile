@@ -2,9 +2,24 @@
 SHELL := /bin/bash
 # pipefail: a command piped through a filter (pip below) still stops `make` when it fails.
 .SHELLFLAGS := -o pipefail -c
+# Two pinned stacks. modern: TFX 1.21 / Python 3.13, whose wheels need glibc >= 2.39. current: TFX 1.16 /
+# Python 3.10, for older machines (Debian 12, Ubuntu 22.04). The machine picks; STACK=current|modern overrides.
+DETECTED_STACK := $(shell glibc=$$(getconf GNU_LIBC_VERSION 2>/dev/null | cut -d" " -f2); \
+	if [ -n "$$glibc" ] && printf '2.39\n%s\n' "$$glibc" | sort -V -C && command -v python3.13 >/dev/null; \
+	then echo modern; else echo current; fi)
+STACK ?= $(DETECTED_STACK)
+ifeq ($(STACK),modern)
+PYTHON ?= python3.13
+LOCK := requirements/lock-modern.txt
+else ifeq ($(STACK),current)
 PYTHON ?= python3.10
+LOCK := requirements/lock.txt
+else
+$(error STACK must be current or modern, not "$(STACK)")
+endif
 VENV := .venv
-STAMP := $(VENV)/.installed
+# One stamp per stack: switching stacks rebuilds the venv.
+STAMP := $(VENV)/.installed-$(STACK)
 # Lint/policy tools live apart from the project's pinned stack (their pins conflict with TFX's).
 TOOLS_PYTHON ?= python3.11
 TOOLS_VENV := .venv-tools
@@ -14,7 +29,7 @@ OVERLAY ?= dev
 CONFIG ?= configs/penguin.yaml
 PYTEST_ARGS ?=
 
-.PHONY: venv check-venv tools missing-tools run test test-unit test-integration test-e2e images deploy audit audit-offline clean
+.PHONY: venv check-venv tools missing-tools run test test-unit test-integration test-e2e test-modern modern-root stack images deploy audit audit-offline clean
 
 # Installs a lock with --no-deps, so pip never resolves. A pip.conf naming local indexes makes pip warn
 # "Location ... is ignored: it is neither a file nor a directory" once per package: only that line is
@@ -23,12 +38,12 @@ PIP_FLAGS = -q --disable-pip-version-check --no-deps
 WITHOUT_PIP_NOISE = 2>&1 | { grep -v "is ignored: it is neither a file nor a directory" || true; }
 
 # The venv is rebuilt when the lock or setup.py changes, and is a no-op otherwise.
-$(STAMP): requirements/lock.txt setup.py
-	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) not found; install Python 3.10 (pyenv install 3.10)"; exit 1; }
-	@echo "building $(VENV) from requirements/lock.txt (a few minutes, once)"
+$(STAMP): $(LOCK) setup.py
+	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) not found; install it (pyenv install $(subst python,,$(PYTHON))) or set STACK/PYTHON"; exit 1; }
+	@echo "building $(VENV) from $(LOCK) ($(STACK) stack; a few minutes, once)"
 	@rm -rf $(VENV)
 	@$(PYTHON) -m venv $(VENV)
-	@$(VENV)/bin/pip install $(PIP_FLAGS) -r requirements/lock.txt $(WITHOUT_PIP_NOISE)
+	@$(VENV)/bin/pip install $(PIP_FLAGS) -r $(LOCK) $(WITHOUT_PIP_NOISE)
 	@$(VENV)/bin/pip install $(PIP_FLAGS) --no-build-isolation -e . $(WITHOUT_PIP_NOISE)
 	@$(MAKE) --no-print-directory check-venv VENV=$(VENV)
 	@touch $(STAMP)
@@ -83,6 +98,23 @@ test-integration: $(STAMP) $(TEST_TOOLS)
 
 test-e2e: $(STAMP)
 	$(VENV)/bin/python -m pytest tests/e2e $(PYTEST_ARGS)
+
+# The modern stack on a machine too old for it: a Debian 13 root (debootstrap, built once under .stack/),
+# the modern lock installed in it (again only when the lock changes), and the unit tests, the penguin e2e,
+# the serving conformance and the Kubeflow compile tests run there with the project bind-mounted. Needs root.
+# modern-root only builds the root and installs the lock.
+MODERN_TESTS ?= tests/unit tests/e2e/test_penguin_pipeline.py tests/integration/test_serving_conformance.py \
+	tests/integration/test_kubeflow_compile.py
+test-modern:
+	scripts/modern_stack.sh run python -m pytest -p no:cacheprovider $(MODERN_TESTS) $(PYTEST_ARGS)
+
+modern-root:
+	scripts/modern_stack.sh venv
+
+# Which stack this machine gets, and why.
+stack:
+	@echo "STACK=$(STACK) (detected: $(DETECTED_STACK); glibc $$(getconf GNU_LIBC_VERSION | cut -d' ' -f2), \
+	python3.13 $$(command -v python3.13 >/dev/null && echo present || echo absent)) -> $(PYTHON), $(LOCK)"
 
 # Container images (needs a Docker engine): the pipeline image for Kubeflow and the TF Serving image.
 images:

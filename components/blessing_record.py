@@ -1,4 +1,5 @@
-"""What the Evaluator records with a ModelBlessing besides blessed or not: every failed check.
+"""What the Evaluator records with a ModelBlessing besides blessed or not (every failed check), and the
+names of what InfraValidator records with an InfraBlessing.
 
 Written by `components.explained_evaluator` and read by `pipeline.blessing` (the run summary, `tfxpipe
 report`, the tests). Both sides import the names and the record from here; this module imports nothing
@@ -16,8 +17,11 @@ FAILED_CHECKS_PROPERTY = "failed_checks"
 #: absent on a first run (tfx.components.evaluator.constants.ARTIFACT_PROPERTY_BASELINE_MODEL_ID_KEY).
 BASELINE_MODEL_ID_PROPERTY = "baseline_model_id"
 BASELINE_MODEL_URI_PROPERTY = "baseline_model"
-#: Set by TFX's Evaluator: 1 blessed, 0 not (ARTIFACT_PROPERTY_BLESSED_KEY).
+#: Set by TFX's Evaluator: 1 blessed, 0 not (ARTIFACT_PROPERTY_BLESSED_KEY); InfraBlessing uses the same key.
 BLESSED_PROPERTY = "blessed"
+#: InfraBlessing custom properties (components.infra_validator): why not blessed, and the p99 latency.
+INFRA_REASON_PROPERTY = "reason"
+INFRA_LATENCY_PROPERTY = "latency_p99_ms"
 
 
 @dataclasses.dataclass(frozen=True)

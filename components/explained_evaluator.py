@@ -43,22 +43,27 @@ def _slice_name(slice_key: Any) -> str:
     return tfma.slicer.stringify_slice_key(slice_key) or "Overall"
 
 
-def metric_values(metrics: list[Any]) -> dict[tuple[str, str, str], float]:
-    """(slice name, metric name, candidate|baseline|diff) → value, for metrics without sub-keys."""
+def _sub_key(metric_key: Any) -> str:
+    """'' for a plain metric; the sub-key (e.g. class_id 1 of a binary model's binarized metrics) otherwise."""
+    return str(metric_key.sub_key).strip() if metric_key.HasField("sub_key") else ""
+
+
+def metric_values(metrics: list[Any]) -> dict[tuple[str, str, str, str], float]:
+    """(slice name, metric name, sub-key, candidate|baseline|diff) → value."""
     values = {}
     for metrics_for_slice in metrics:
         name = _slice_name(tfma.slicer.deserialize_slice_key(metrics_for_slice.slice_key))
         for kv in metrics_for_slice.metric_keys_and_values:
-            if kv.key.HasField("sub_key") or not kv.value.HasField("double_value"):
+            if not kv.value.HasField("double_value"):
                 continue
             role = _DIFF if kv.key.is_diff else _BASELINE if kv.key.model_name == tfma.BASELINE_KEY else _CANDIDATE
-            values[(name, kv.key.name, role)] = kv.value.double_value.value
+            values[(name, kv.key.name, _sub_key(kv.key), role)] = kv.value.double_value.value
     return values
 
 
 def _check(failure: Any, slice_name: str, columns: list[str], values: dict, rules: list[dict]) -> FailedCheck:
-    metric = failure.metric_key.name
-    examples = values.get((slice_name, "example_count", _CANDIDATE))
+    metric, sub_key = failure.metric_key.name, _sub_key(failure.metric_key)
+    examples = values.get((slice_name, "example_count", "", _CANDIDATE))
     examples = None if examples is None else int(examples)
     rule = next((r for r in rules if sorted(r["slice"]) == columns and r["metric"] == metric), None)
     min_examples = rule["min_examples"] if rule else None
@@ -67,8 +72,8 @@ def _check(failure: Any, slice_name: str, columns: list[str], values: dict, rule
                   message=failure.message.strip())
     threshold = failure.metric_threshold
     if threshold.HasField("change_threshold"):
-        return FailedCheck(value=values.get((slice_name, metric, _CANDIDATE)),
-                           baseline_value=values.get((slice_name, metric, _BASELINE)),
+        return FailedCheck(value=values.get((slice_name, metric, sub_key, _CANDIDATE)),
+                           baseline_value=values.get((slice_name, metric, sub_key, _BASELINE)),
                            max_decrease=round(abs(threshold.change_threshold.absolute.value), 9), **common)
     bounds = threshold.value_threshold
     value = failure.metric_value.double_value.value if failure.metric_value.HasField("double_value") else None

@@ -127,8 +127,7 @@ def serve_check(config_path: str, workdir: str | None) -> None:
                "(TF-Serving-compatible local server)")
     click.echo(f"  request: {check.row}")
     for protocol, prediction in (("REST", check.rest_prediction), ("gRPC", check.grpc_prediction)):
-        scores = ", ".join(f"{name} {score:.3f}" for name, score in prediction.class_scores.items())
-        click.echo(f"  {protocol:<4} → {prediction.predicted_class}  ({scores})")
+        click.echo(f"  {protocol:<4} → {prediction.summary()}")
 
 
 @main.command("compile")
@@ -200,6 +199,7 @@ def _register_optional_commands() -> None:
     for module_name, names in (
         ("serving.cli", ("serve", "predict")),
         ("pipeline.deploy", ("deploy",)),
+        ("pipeline.versions_cli", ("models", "rollback", "promote")),
     ):
         try:
             module = importlib.import_module(module_name)

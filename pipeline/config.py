@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Literal, Optional
+from typing import Any, Literal, NamedTuple, Optional
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from pipeline.uris import is_remote
 
 #: Names become TFX component ids, MLMD contexts and TF Serving model names: keep them path-safe.
 _SAFE_NAME = r"^[A-Za-z][A-Za-z0-9_\-]{0,62}$"
@@ -66,31 +68,92 @@ class DataConfig(_Strict):
 
 
 class FeatureConfig(_Strict):
-    """One raw input column and the transform applied to it.
+    """One raw input column and the transform applied to it (missing values are handled for each kind).
 
-    numeric: missing values are imputed with the training mean, then z-scored.
+    numeric: missing values are imputed with the training mean; `log: true` takes log(1 + x) first
+    (for skewed, non-negative amounts); then `normalize: zscore` (default) or `none`, or instead
+    `bucketize: N` quantile buckets (one-hot in the model).
     categorical: a vocabulary computed on the training data (`top_k` most frequent values), with
-    `oov_buckets` hash buckets for values never seen in training.
+    `oov_buckets` hash buckets for values never seen in training; or `hash_buckets: N` with no
+    vocabulary at all (very high cardinality ids). One-hot, or a learned embedding of `embedding_dim`.
+    text: lower-cased, split on non-alphanumerics, the first `max_tokens` tokens kept, a vocabulary of
+    the `top_k` most frequent tokens (+ `oov_buckets`); bag-of-words, or the mean of token embeddings
+    when `embedding_dim` is set. Missing text is an empty document.
     """
 
     name: str
-    type: Literal["numeric", "categorical"]
+    type: Literal["numeric", "categorical", "text"]
     oov_buckets: int = Field(1, ge=1)
     top_k: Optional[int] = Field(None, ge=1)
     embedding_dim: Optional[int] = Field(None, ge=1)
+    normalize: Literal["zscore", "none"] = "zscore"
+    log: bool = False
+    bucketize: Optional[int] = Field(None, ge=2)
+    hash_buckets: Optional[int] = Field(None, ge=2)
+    max_tokens: int = Field(32, ge=1)
+
+    def _set(self) -> set[str]:
+        """Options whose value differs from the default (a re-validated dump carries every key)."""
+        return {name for name, field in type(self).model_fields.items()
+                if not field.is_required() and getattr(self, name) != field.get_default(call_default_factory=True)}
 
     @model_validator(mode="after")
-    def _categorical_only_options(self) -> "FeatureConfig":
-        if self.type == "numeric" and (self.top_k or self.embedding_dim):
-            raise ValueError(f"feature '{self.name}': top_k/embedding_dim apply to categorical features only")
+    def _options_fit_the_type(self) -> "FeatureConfig":
+        given = self._set()
+        if self.type == "numeric" and (self.top_k or self.embedding_dim or self.hash_buckets):
+            raise ValueError(f"feature '{self.name}': top_k/embedding_dim/hash_buckets apply to categorical "
+                             "and text features only")
+        if self.type != "numeric" and given & {"normalize", "log", "bucketize"}:
+            raise ValueError(f"feature '{self.name}': normalize/log/bucketize apply to numeric features only")
+        if self.type != "categorical" and self.hash_buckets:
+            raise ValueError(f"feature '{self.name}': hash_buckets applies to categorical features only")
+        if self.hash_buckets and (self.top_k or "oov_buckets" in given):
+            raise ValueError(f"feature '{self.name}': hash_buckets replaces the vocabulary; drop top_k/oov_buckets")
+        if self.type != "text" and "max_tokens" in given:
+            raise ValueError(f"feature '{self.name}': max_tokens applies to text features only")
+        if self.bucketize and "normalize" in given:
+            raise ValueError(f"feature '{self.name}': bucketize replaces normalize; give one of them")
         return self
 
 
+#: What the model predicts; each task has its own head, loss, metrics, signatures and serving API.
+TASKS = ("binary", "multiclass", "regression")
+
+
 class LabelConfig(_Strict):
-    """The column to predict and its classes; class ids follow the order given here."""
+    """The column to predict.
+
+    Classification: `classes` in id order (a class's position is its id). Binary: two classes, the
+    positive one `positive_class` (default: the second), or only `positive_class` (every other value
+    is negative), or neither for 0/1 labels. Regression: a numeric column; `normalize: true` trains on
+    the z-scored label and the exported model turns predictions back into the label's units.
+    """
 
     name: str
-    classes: list[str] = Field(min_length=2)
+    #: Only used to infer `task` when it is not given: numeric means regression.
+    type: Optional[Literal["categorical", "numeric"]] = None
+    classes: list[str] = Field(default_factory=list)
+    positive_class: Optional[str] = None
+    normalize: bool = False
+    #: Classification only: `auto` weighs each class by n / (k * count) on the training data, or a
+    #: weight per class name (classes left out weigh 1).
+    class_weights: Optional[Literal["auto"] | dict[str, float]] = None
+
+    @field_validator("classes", mode="before")
+    @classmethod
+    def _as_strings(cls, classes: Any) -> Any:
+        return [str(c) for c in classes] if isinstance(classes, list) else classes
+
+    @field_validator("positive_class", mode="before")
+    @classmethod
+    def _positive_as_string(cls, positive: Any) -> Any:
+        return str(positive) if isinstance(positive, (int, float)) and not isinstance(positive, bool) else positive
+
+    @field_validator("class_weights", mode="before")
+    @classmethod
+    def _class_names_as_strings(cls, weights: Any) -> Any:
+        """YAML reads `{1: 3.0}` (0/1 labels) with int keys; class names are strings."""
+        return {str(k): v for k, v in weights.items()} if isinstance(weights, dict) else weights
 
     @field_validator("classes")
     @classmethod
@@ -98,6 +161,21 @@ class LabelConfig(_Strict):
         if len(set(classes)) != len(classes):
             raise ValueError("label classes must be unique")
         return classes
+
+
+def infer_task(label: Any) -> str:
+    """The task a `label:` mapping implies when `task:` is not given (see README "Tasks")."""
+    label = label if isinstance(label, dict) else {}
+    classes = label.get("classes") or []
+    if label.get("type") == "numeric":
+        return "regression"
+    if label.get("positive_class") is not None or len(classes) == 2:
+        return "binary"
+    if len(classes) > 2:
+        return "multiclass"
+    if label.get("type") == "categorical":
+        raise ValueError("label.type categorical needs label.classes (or positive_class); or set task explicitly")
+    return "regression"
 
 
 class ModelConfig(_Strict):
@@ -110,6 +188,38 @@ class ModelConfig(_Strict):
     epochs: int = Field(50, ge=1)
     early_stopping_patience: int = Field(5, ge=1)
     seed: int = 42
+    #: Start from the latest blessed model's weights (layers whose shapes match; grown vocabularies keep
+    #: their old rows); the first run, or an incompatible base model, trains from scratch, saying why.
+    warm_start: bool = False
+
+
+#: `model:` keys a `tuning.search_space` may range over.
+TUNABLE_KEYS = ("hidden_units", "dropout", "learning_rate")
+
+
+class TuningConfig(_Strict):
+    """Optional hyper-parameter search: TFX's Tuner with KerasTuner before the Trainer.
+
+    `search_space` maps `model:` keys to the values to try; the best values feed the Trainer and are
+    recorded (Tuner's best_hyperparameters artifact, and the Trainer's training summary).
+    """
+
+    algorithm: Literal["random", "hyperband", "bayesian"] = "random"
+    max_trials: int = Field(4, ge=1)
+    #: Epochs per trial (each trial is a full, short training run; hyperband uses it as its budget).
+    epochs_per_trial: int = Field(5, ge=1)
+    search_space: dict[str, list[Any]] = Field(min_length=1)
+
+    @field_validator("search_space")
+    @classmethod
+    def _tunable(cls, space: dict[str, list[Any]]) -> dict[str, list[Any]]:
+        unknown = sorted(set(space) - set(TUNABLE_KEYS))
+        if unknown:
+            raise ValueError(f"search_space over unknown model keys {unknown}; tunable: {list(TUNABLE_KEYS)}")
+        empty = sorted(key for key, values in space.items() if not values)
+        if empty:
+            raise ValueError(f"search_space keys {empty} list no values to try")
+        return space
 
 
 class ThresholdConfig(_Strict):
@@ -134,8 +244,39 @@ class ThresholdConfig(_Strict):
         return self.lower_bound is not None or self.upper_bound is not None
 
 
-#: Metrics thresholds may name (TFMA computes them for every run and slice).
-THRESHOLD_METRICS = ("sparse_categorical_accuracy", "sparse_categorical_crossentropy")
+class ThresholdMetric(NamedTuple):
+    """A metric `evaluation.thresholds` may name: TFMA's class, which way is better, the tasks it fits."""
+
+    tfma_class: str
+    higher_is_better: bool
+    tasks: tuple[str, ...]
+
+
+#: Metrics `evaluation.thresholds` may name (TFMA computes them for every run and slice of their tasks).
+THRESHOLD_METRICS = {
+    "sparse_categorical_accuracy": ThresholdMetric("SparseCategoricalAccuracy", True, ("multiclass",)),
+    "sparse_categorical_crossentropy": ThresholdMetric("SparseCategoricalCrossentropy", False, ("multiclass",)),
+    "binary_accuracy": ThresholdMetric("BinaryAccuracy", True, ("binary",)),
+    "auc": ThresholdMetric("AUC", True, ("binary",)),
+    "auc_precision_recall": ThresholdMetric("AUCPrecisionRecall", True, ("binary",)),
+    "mean_squared_error": ThresholdMetric("MeanSquaredError", False, ("regression",)),
+    "root_mean_squared_error": ThresholdMetric("RootMeanSquaredError", False, ("regression",)),
+    "mean_absolute_error": ThresholdMetric("MeanAbsoluteError", False, ("regression",)),
+}
+
+
+def task_metrics(task: str) -> list[str]:
+    """The threshold metrics TFMA computes for `task`, in table order."""
+    return [name for name, metric in THRESHOLD_METRICS.items() if task in metric.tasks]
+
+
+#: `evaluation.thresholds` when the YAML gives none: a floor a useful model clears (regression has no
+#: unit-free floor, so it has none and blessing rests on the thresholds the YAML sets).
+DEFAULT_THRESHOLDS: dict[str, dict[str, dict[str, float]]] = {
+    "multiclass": {"sparse_categorical_accuracy": {"lower_bound": 0.7}},
+    "binary": {"auc": {"lower_bound": 0.7}},
+    "regression": {},
+}
 
 
 class SliceThresholdConfig(ThresholdConfig):
@@ -161,30 +302,23 @@ class EvaluationConfig(_Strict):
     """What TFMA computes and what a model must reach to be blessed.
 
     `thresholds` gate the overall slice only; `slice_thresholds` gate each slice of the named features,
-    once a slice has `min_examples` examples.
+    once a slice has `min_examples` examples. Metric names are checked against the task by PipelineConfig.
     """
 
     slices: list[list[str]] = Field(default_factory=list)
     thresholds: dict[str, ThresholdConfig] = Field(
-        default_factory=lambda: {"sparse_categorical_accuracy": ThresholdConfig(lower_bound=0.7)}
+        default_factory=lambda: {k: ThresholdConfig(**v) for k, v in DEFAULT_THRESHOLDS["multiclass"].items()}
     )
     slice_thresholds: list[SliceThresholdConfig] = Field(default_factory=list)
 
-    @field_validator("thresholds")
-    @classmethod
-    def _known_metrics(cls, thresholds: dict[str, ThresholdConfig]) -> dict[str, ThresholdConfig]:
-        unknown = sorted(set(thresholds) - set(THRESHOLD_METRICS))
-        if unknown:
-            raise ValueError(f"thresholds on unknown metrics {unknown}; choose from {list(THRESHOLD_METRICS)}")
-        return thresholds
-
     @model_validator(mode="after")
     def _can_bless(self) -> "EvaluationConfig":
-        rules = [(tuple(sorted(r.slice)), r.metric) for r in self.slice_thresholds]
-        repeated = sorted({f"{list(s)} {m}" for s, m in rules if rules.count((s, m)) > 1})
+        keys = [(tuple(sorted(r.slice)), r.metric) for r in self.slice_thresholds]
+        repeated = sorted({f"{list(s)} {m}" for s, m in keys if keys.count((s, m)) > 1})
         if repeated:
             raise ValueError(f"slice_thresholds: more than one rule for {repeated}; merge them into one")
-        if not any(r.has_bound for r in [*self.thresholds.values(), *self.slice_thresholds]):
+        rules = [*self.thresholds.values(), *self.slice_thresholds]
+        if rules and not any(r.has_bound for r in rules):  # no rules at all: TFMA blesses every model
             raise ValueError(
                 "no lower_bound or upper_bound in thresholds or slice_thresholds: the first model has no blessed "
                 "baseline to compare with, so max_decrease alone never blesses it and nothing is ever pushed; "
@@ -228,6 +362,18 @@ class ValidationConfig(_Strict):
         return self
 
 
+class ServingConfig(_Strict):
+    """Infra validation: the candidate model must load and answer in a real `tfxpipe serve` before push."""
+
+    #: Start the model server on the candidate, replay its warm-up requests over REST and gRPC, and
+    #: refuse the push (InfraBlessing not blessed) when it does not load or answers wrongly.
+    infra_validation: bool = True
+    #: Largest allowed p99 latency (milliseconds) of the warm-up requests; none: latency is not checked.
+    latency_budget_ms: Optional[float] = Field(None, gt=0)
+    #: How long the server may take to load the model and replay its warm-up records.
+    load_timeout_seconds: float = Field(300.0, gt=0)
+
+
 class BeamConfig(_Strict):
     """Apache Beam options for the data-heavy components (ExampleGen, StatisticsGen, Transform, Evaluator)."""
 
@@ -267,13 +413,63 @@ class PipelineConfig(_Strict):
     pipeline_name: str = Field(pattern=_SAFE_NAME)
     model_name: str = Field(pattern=_SAFE_NAME)
     data: DataConfig
+    #: Inferred from `label` when not given (`infer_task`); always set once the config is loaded.
+    task: Optional[Literal["binary", "multiclass", "regression"]] = None
     features: list[FeatureConfig] = Field(min_length=1)
+    #: Feature crosses: each a list of categorical (or bucketized numeric) features whose value
+    #: combinations are hashed into `cross_hash_buckets` buckets and one-hot encoded.
+    crosses: list[list[str]] = Field(default_factory=list)
+    cross_hash_buckets: int = Field(64, ge=2)
     label: LabelConfig
     model: ModelConfig = Field(default_factory=ModelConfig)
+    tuning: Optional[TuningConfig] = None
     evaluation: EvaluationConfig = Field(default_factory=EvaluationConfig)
     validation: ValidationConfig = Field(default_factory=ValidationConfig)
+    serving: ServingConfig = Field(default_factory=ServingConfig)
     beam: BeamConfig = Field(default_factory=BeamConfig)
     kubeflow: KubeflowConfig = Field(default_factory=KubeflowConfig)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _resolve_task(cls, raw: Any) -> Any:
+        """Fills in `task`, the binary classes and the task's default thresholds, before validation."""
+        if not isinstance(raw, dict) or not isinstance(raw.get("label"), dict):
+            return raw
+        raw = dict(raw)
+        task = raw.get("task") or infer_task(raw["label"])
+        raw["task"] = task
+        if task == "binary":
+            raw["label"] = _binary_label(raw["label"])
+        evaluation = raw.get("evaluation")
+        if evaluation is None or (isinstance(evaluation, dict) and "thresholds" not in evaluation):
+            raw["evaluation"] = {**(evaluation or {}), "thresholds": DEFAULT_THRESHOLDS.get(task, {})}
+        return raw
+
+    @model_validator(mode="after")
+    def _label_fits_task(self) -> "PipelineConfig":
+        label, task = self.label, self.task
+        if task == "multiclass" and len(label.classes) < 3:
+            raise ValueError(f"task multiclass needs label.classes with 3 or more entries, got {label.classes}; "
+                             "two classes are task: binary")
+        if task != "regression" and label.type == "numeric":
+            raise ValueError(f"label.type numeric is a regression label; task is {task}")
+        if task == "regression" and (label.classes or label.positive_class is not None):
+            raise ValueError("task regression predicts a number: remove label.classes/positive_class")
+        if task != "regression" and label.normalize:
+            raise ValueError(f"label.normalize applies to task regression only (task is {task})")
+        if label.class_weights is not None and task == "regression":
+            raise ValueError("label.class_weights applies to classification tasks only")
+        if isinstance(label.class_weights, dict):
+            unknown = sorted(set(label.class_weights) - set(label.classes))
+            if unknown:
+                raise ValueError(f"label.class_weights names unknown classes {unknown}; classes: {label.classes}")
+        valid = task_metrics(task)
+        for key, metrics in (("evaluation.thresholds", self.evaluation.thresholds),
+                             ("evaluation.slice_thresholds", [r.metric for r in self.evaluation.slice_thresholds])):
+            mismatched = sorted(set(metrics) - set(valid))
+            if mismatched:
+                raise ValueError(f"{key}: unknown metrics {mismatched} for task {task}; choose from {valid}")
+        return self
 
     @model_validator(mode="after")
     def _names_are_consistent(self) -> "PipelineConfig":
@@ -288,6 +484,12 @@ class PipelineConfig(_Strict):
             unknown = [k for k in thresholds if k not in names]
             if unknown:
                 raise ValueError(f"{key} names unknown features {unknown}; known: {names}")
+        for cross in self.crosses:
+            crossable = [f.name for f in self.features if f.type == "categorical" or f.bucketize]
+            wrong = [k for k in cross if k not in crossable]
+            if len(cross) < 2 or wrong:
+                raise ValueError(f"crosses: {cross} must name two or more categorical or bucketized numeric "
+                                 f"features; crossable: {crossable}")
         for key, slices in (("evaluation.slices", self.evaluation.slices),
                             ("evaluation.slice_thresholds", [r.slice for r in self.evaluation.slice_thresholds])):
             unknown = sorted({k for slice_keys in slices for k in slice_keys if k not in names})
@@ -301,10 +503,31 @@ class PipelineConfig(_Strict):
     def trainer_config(self) -> dict[str, Any]:
         """The plain-data view Transform and Trainer receive through `custom_config`."""
         return {
+            "task": self.task,
             "features": [f.model_dump() for f in self.features],
-            "label": self.label.model_dump(),
+            "crosses": [list(cross) for cross in self.crosses],
+            "cross_hash_buckets": self.cross_hash_buckets,
+            "label": self.label.model_dump(include={"name", "classes", "positive_class", "normalize", "class_weights"}),
             "model": self.model.model_dump(),
+            "tuning": self.tuning.model_dump() if self.tuning else None,
         }
+
+
+def _binary_label(label: dict[str, Any]) -> dict[str, Any]:
+    """A binary label with both classes named, negative first: [0, 1] labels when neither is given."""
+    classes = [str(c) for c in label.get("classes") or []]
+    positive = label.get("positive_class")
+    positive = None if positive is None else str(positive)
+    if not classes:
+        positive = positive or "1"
+        classes = ["0", "1"] if positive == "1" else [f"not_{positive}", positive]
+    if len(classes) != 2:
+        raise ValueError(f"task binary needs exactly two label.classes, got {classes}")
+    positive = positive or classes[1]
+    if positive not in classes:
+        raise ValueError(f"label.positive_class {positive!r} is not one of label.classes {classes}")
+    negative = classes[0] if classes[1] == positive else classes[1]
+    return {**label, "classes": [negative, positive], "positive_class": positive}
 
 
 def _describe(error: dict[str, Any]) -> str:
@@ -321,11 +544,6 @@ def _describe(error: dict[str, Any]) -> str:
 def _resolve(path: str, base: Path) -> Path:
     p = Path(os.path.expanduser(path))
     return p if p.is_absolute() else (base / p)
-
-
-def is_remote(path: str) -> bool:
-    """An object-store URI (gs://, s3://, ...): read where the pipeline runs, never checked or re-rooted here."""
-    return "://" in path
 
 
 def load(path: str | os.PathLike, *, data: Optional[str] = None, check_data: bool = True) -> "LoadedConfig":

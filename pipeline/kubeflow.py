@@ -13,7 +13,8 @@ import tempfile
 from pathlib import Path
 from typing import Optional
 
-from pipeline.config import ConfigError, LoadedConfig, ResourcesConfig, is_remote, project_root
+from pipeline.config import ConfigError, LoadedConfig, ResourcesConfig, project_root
+from pipeline.uris import is_remote
 from pipeline.pipeline import PipelinePaths, create_pipeline
 from pipeline.spans import has_span
 
@@ -118,8 +119,7 @@ def _unwrap(package: Path) -> tuple[dict, Optional[str], dict]:
 def _with_client(package: Path, host: str, namespace: Optional[str], timeout: float, call, arguments: Optional[dict]):
     """Check `host`, then `call(client, spec_file, pipeline_root, arguments)` with the package's default
     parameter values under `arguments`; kfp's errors become SubmitError."""
-    import kfp
-
+    kfp = _import_kfp()
     spec, pipeline_root, defaults = _unwrap(package)
     arguments = {**defaults, **(arguments or {})}
     _check_reachable(host, timeout)
@@ -173,6 +173,18 @@ def schedule(package: Path, *, host: str, cron: str, experiment: str, job_name: 
         return recurring.recurring_run_id
 
     return _with_client(package, host, namespace, timeout, create, arguments)
+
+
+def _import_kfp():
+    """kfp, or a SubmitError saying what to install (TFX 1.21's kfp extra is empty on Python >= 3.12)."""
+    try:
+        import kfp
+    except ImportError:
+        raise SubmitError(
+            "submit needs the kfp SDK, which is not installed in this environment: `pip install kfp` (both "
+            "locks pin one: kfp 2.5 on Python 3.10, kfp 2.17 on 3.13), or upload the output of `tfxpipe compile "
+            "--target kubeflow --output pipeline.json` in the Kubeflow UI") from None
+    return kfp
 
 
 def _check_reachable(host: str, timeout: float) -> None:

@@ -4,8 +4,10 @@ Runners (local, Beam, Kubeflow) only decide *where* the pipeline runs by choosin
 and Beam arguments; the DAG itself is built here, once:
 
   ExampleGen → StatisticsGen → SchemaGen | ImportSchemaGen → ExampleValidator → DataValidationGate
-    → AcceptValidatedData (stops the run on rejected data) → Transform → Trainer
-    → Evaluator (vs latest blessed model) → Pusher (blessed models only, atomic)
+    → AcceptValidatedData (stops the run on rejected data) → Transform
+    → Trainer (warm-started from the latest blessed model when configured)
+    → Evaluator (vs latest blessed model) → InfraValidator (`tfxpipe serve` on the candidate)
+    → Pusher (models blessed by both only, atomic)
 
 User code is referenced by import path (`trainer.preprocessing.preprocessing_fn`,
 `trainer.task.run_fn`) and receives its configuration as plain data through `custom_config`.
@@ -17,7 +19,9 @@ import json
 import os
 from typing import Optional, Union
 
-import tensorflow_model_analysis as tfma
+# TFMA's config messages from their proto module: TFMA 0.52 (the modern stack) no longer re-exports them
+# at the top level (only MetricDirection), and TFX 1.21's shim back-fills some of them but not BinarizationOptions.
+from tensorflow_model_analysis.proto import config_pb2 as tfma
 from tfx import v1 as tfx
 from tfx.components.example_gen.component import FileBasedExampleGen
 from tfx.components.example_gen.custom_executors import parquet_executor
@@ -25,12 +29,15 @@ from tfx.dsl.components.base import executor_spec
 
 from components import atomic_pusher, explained_evaluator
 from components.data_validation_gate import AcceptValidatedData, DataValidationGate
+from components.infra_validator import InfraValidator
+from pipeline import config as config_lib
 from pipeline import spans
 from pipeline.config import THRESHOLD_METRICS, EvaluationConfig, LoadedConfig, PipelineConfig, ThresholdConfig
 from trainer import contract
 
 PREPROCESSING_FN = "trainer.preprocessing.preprocessing_fn"
 RUN_FN = "trainer.task.run_fn"
+TUNER_FN = "trainer.tuning.tuner_fn"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -77,16 +84,14 @@ def _example_gen(cfg: PipelineConfig, data_path: str, span=None):
     ).with_id("ParquetExampleGen")
 
 
-#: For each metric a config may threshold (config.THRESHOLD_METRICS): TFMA class, which way is better.
-_TFMA_METRICS = {
-    "sparse_categorical_accuracy": ("SparseCategoricalAccuracy", tfma.MetricDirection.HIGHER_IS_BETTER),
-    "sparse_categorical_crossentropy": ("SparseCategoricalCrossentropy", tfma.MetricDirection.LOWER_IS_BETTER),
-}
+def _direction(metric: str) -> tfma.MetricDirection:
+    return (tfma.MetricDirection.HIGHER_IS_BETTER if THRESHOLD_METRICS[metric].higher_is_better
+            else tfma.MetricDirection.LOWER_IS_BETTER)
 
 
 def _threshold(metric: str, rule: ThresholdConfig) -> tfma.MetricThreshold:
     """The config's absolute bounds and allowed worsening vs the baseline, as one TFMA threshold."""
-    direction = _TFMA_METRICS[metric][1]
+    direction = _direction(metric)
     bounds = {k: {"value": v} for k, v in (("lower_bound", rule.lower_bound), ("upper_bound", rule.upper_bound))
               if v is not None}
     threshold = tfma.MetricThreshold(value_threshold=tfma.GenericValueThreshold(**bounds) if bounds else None)
@@ -109,7 +114,7 @@ def _metric_config(metric: str, evaluation: EvaluationConfig) -> tfma.MetricConf
         if rule.metric == metric:
             gates.append(tfma.PerSliceMetricThreshold(slicing_specs=[tfma.SlicingSpec(feature_keys=rule.slice)],
                                                       threshold=_threshold(metric, rule)))
-    return tfma.MetricConfig(class_name=_TFMA_METRICS[metric][0], per_slice_thresholds=gates)
+    return tfma.MetricConfig(class_name=THRESHOLD_METRICS[metric].tfma_class, per_slice_thresholds=gates)
 
 
 def slice_min_examples(evaluation: EvaluationConfig) -> list[dict]:
@@ -117,23 +122,51 @@ def slice_min_examples(evaluation: EvaluationConfig) -> list[dict]:
     return [{"slice": r.slice, "metric": r.metric, "min_examples": r.min_examples} for r in evaluation.slice_thresholds]
 
 
+def model_spec(cfg: PipelineConfig) -> tfma.ModelSpec:
+    """Which signature TFMA feeds serialized examples to, and where it finds prediction and label.
+
+    Classification reads `SCORES` of the Classify signature, regression `REGRESS_OUTPUTS` of the
+    Regress one; the transformed label comes from `transform_features`. Every name is the exported
+    model's contract.
+    """
+    if cfg.task == "regression":
+        signature, prediction = contract.REGRESS_SIGNATURE, contract.REGRESS_OUTPUTS
+    else:
+        signature, prediction = contract.CLASSIFY_SIGNATURE, contract.SCORES
+    return tfma.ModelSpec(signature_name=signature, prediction_key=prediction,
+                          label_key=contract.transformed_name(cfg.label.name),
+                          preprocessing_function_names=[contract.TRANSFORM_SIGNATURE])
+
+
+def _metrics_specs(cfg: PipelineConfig) -> list[tfma.MetricsSpec]:
+    """The task's metrics (thresholded as configured), the example count, and per-class metrics.
+
+    Binary models output [1 - p, p] like any classifier, so their metrics are computed on the positive
+    class (`binarize: class_ids [1]`; TFMA reports them as `<metric>` of sub-key class_id 1);
+    multiclass models add precision and recall of every class.
+    """
+    task_metrics = [_metric_config(m, cfg.evaluation) for m in config_lib.task_metrics(cfg.task)]
+    example_count = tfma.MetricConfig(class_name="ExampleCount")
+    per_class = [tfma.MetricConfig(class_name="Precision"), tfma.MetricConfig(class_name="Recall")]
+    if cfg.task == "regression":
+        return [tfma.MetricsSpec(metrics=task_metrics + [example_count])]
+    if cfg.task == "binary":
+        return [tfma.MetricsSpec(metrics=[example_count]),
+                tfma.MetricsSpec(binarize=tfma.BinarizationOptions(class_ids={"values": [1]}),
+                                 metrics=task_metrics + per_class)]
+    return [
+        tfma.MetricsSpec(metrics=task_metrics + [example_count]),
+        tfma.MetricsSpec(binarize=tfma.BinarizationOptions(class_ids={"values": list(range(len(cfg.label.classes)))}),
+                         metrics=per_class),
+    ]
+
+
 def eval_config(cfg: PipelineConfig) -> tfma.EvalConfig:
-    """TFMA config: overall + per-slice metrics, per-class precision/recall, and the blessing rules."""
+    """TFMA config: overall + per-slice metrics of the task, per-class metrics, and the blessing rules."""
     return tfma.EvalConfig(
-        # TFMA feeds serialized examples to the Classify signature and reads the transformed label
-        # from `transform_features`; every name is the exported model's contract.
-        model_specs=[tfma.ModelSpec(signature_name=contract.CLASSIFY_SIGNATURE, prediction_key=contract.SCORES,
-                                    label_key=contract.transformed_name(cfg.label.name),
-                                    preprocessing_function_names=[contract.TRANSFORM_SIGNATURE])],
+        model_specs=[model_spec(cfg)],
         slicing_specs=[tfma.SlicingSpec()] + [tfma.SlicingSpec(feature_keys=keys) for keys in cfg.evaluation.sliced_by()],
-        metrics_specs=[
-            tfma.MetricsSpec(metrics=[_metric_config(m, cfg.evaluation) for m in THRESHOLD_METRICS]
-                             + [tfma.MetricConfig(class_name="ExampleCount")]),
-            tfma.MetricsSpec(
-                binarize=tfma.BinarizationOptions(class_ids={"values": list(range(len(cfg.label.classes)))}),
-                metrics=[tfma.MetricConfig(class_name="Precision"), tfma.MetricConfig(class_name="Recall")],
-            ),
-        ],
+        metrics_specs=_metrics_specs(cfg),
     )
 
 
@@ -166,6 +199,16 @@ def _data_validation(cfg: PipelineConfig, paths: PipelinePaths, example_gen, sta
     return [validated_baseline, gate, accept]
 
 
+def _infra_validator(cfg: PipelineConfig, model) -> Optional[InfraValidator]:
+    """`tfxpipe serve` on the candidate before push (`serving.infra_validation`), or None."""
+    if not cfg.serving.infra_validation:
+        return None
+    return InfraValidator(
+        model=model, model_name=cfg.model_name, task=cfg.task, classes=json.dumps(list(cfg.label.classes)),
+        latency_budget_ms=float(cfg.serving.latency_budget_ms or 0.0),
+        load_timeout_seconds=float(cfg.serving.load_timeout_seconds))
+
+
 def create_pipeline(loaded: LoadedConfig, paths: PipelinePaths, *, beam_args: list[str],
                     enable_cache: bool = True) -> tfx.dsl.Pipeline:
     """Build the TFX pipeline for one config; `paths` says where it reads and writes."""
@@ -183,26 +226,38 @@ def create_pipeline(loaded: LoadedConfig, paths: PipelinePaths, *, beam_args: li
         examples=example_gen.outputs["examples"], schema=schema_gen.outputs["schema"],
         preprocessing_fn=PREPROCESSING_FN, custom_config=cfg.trainer_config())
     transform.add_upstream_node(validation[-1])  # ordering only: Transform's cache key stays its data
-    trainer = tfx.components.Trainer(
-        run_fn=RUN_FN, examples=transform.outputs["transformed_examples"],
-        transform_graph=transform.outputs["transform_graph"], schema=schema_gen.outputs["schema"],
-        custom_config=cfg.trainer_config())
+    tuner = None
+    if cfg.tuning:  # KerasTuner search; its best hyper-parameters feed the Trainer
+        tuner = tfx.components.Tuner(
+            tuner_fn=TUNER_FN, examples=transform.outputs["transformed_examples"],
+            transform_graph=transform.outputs["transform_graph"], schema=schema_gen.outputs["schema"],
+            custom_config=cfg.trainer_config())
     model_resolver = tfx.dsl.Resolver(
         strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
         model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
         model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing),
     ).with_id("latest_blessed_model_resolver")
+    trainer = tfx.components.Trainer(
+        run_fn=RUN_FN, examples=transform.outputs["transformed_examples"],
+        transform_graph=transform.outputs["transform_graph"], schema=schema_gen.outputs["schema"],
+        hyperparameters=tuner.outputs["best_hyperparameters"] if tuner else None,
+        # warm start: the Evaluator's baseline (latest blessed model) also seeds the new model's weights
+        base_model=model_resolver.outputs["model"] if cfg.model.warm_start else None,
+        custom_config=cfg.trainer_config())
     evaluator = explained_evaluator.Evaluator(
         examples=example_gen.outputs["examples"], model=trainer.outputs["model"],
         baseline_model=model_resolver.outputs["model"], eval_config=eval_config(cfg),
         slice_min_examples=slice_min_examples(cfg.evaluation))
+    infra_validator = _infra_validator(cfg, trainer.outputs["model"])
     pusher = tfx.components.Pusher(
         custom_executor_spec=executor_spec.ExecutorClassSpec(atomic_pusher.Executor),
         model=trainer.outputs["model"], model_blessing=evaluator.outputs["blessing"],
+        infra_blessing=infra_validator.outputs["blessing"] if infra_validator else None,
         push_destination=tfx.proto.PushDestination(filesystem=tfx.proto.PushDestination.Filesystem(
             base_directory=os.path.join(paths.serving_dir, cfg.model_name))))
     components = [example_gen, statistics_gen, schema_gen, example_validator, *validation,
-                  transform, trainer, model_resolver, evaluator, pusher]
+                  transform, *([tuner] if tuner else []), model_resolver, trainer, evaluator,
+                  *([infra_validator] if infra_validator else []), pusher]
     return tfx.dsl.Pipeline(
         pipeline_name=cfg.pipeline_name,
         pipeline_root=paths.pipeline_root,

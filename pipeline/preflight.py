@@ -12,8 +12,9 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
-from pipeline.config import ConfigError, LoadedConfig, PipelineConfig, is_remote
+from pipeline.config import ConfigError, LoadedConfig, PipelineConfig
 from pipeline.spans import choose, has_span, span_path
+from pipeline.uris import is_remote
 
 _MAX_PROBLEMS = 10
 

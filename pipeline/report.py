@@ -82,6 +82,13 @@ def print_run_summary(result: RunResult, console: Console | None = None) -> None
         console.print("\n".join(lines[1:]), highlight=False, markup=False, soft_wrap=True)  # one check per line
     elif result.blessed is not None:
         console.print(f"Model blessed: {'[green]yes[/]' if result.blessed else '[red]no[/] (thresholds not met; not pushed)'}")
+    infra = result.infra_validation
+    if infra is not None:
+        latency = f", p99 {infra.latency_p99_ms:.1f} ms" if infra.latency_p99_ms else ""
+        verdict = "[green]loads and answers[/]" if infra.blessed else "[red]refused; not pushed[/]"
+        console.print(f"Infra validation (model server): {verdict}{latency}", highlight=False)
+        if infra.reason:
+            console.print(f"  {infra.reason}", highlight=False, markup=False)
     if result.pushed_path:
         console.print(f"Pushed to: {result.pushed_path}", highlight=False)
     if result.error and not result.data_rejected:

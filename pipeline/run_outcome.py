@@ -16,7 +16,8 @@ from typing import Callable, Optional
 from ml_metadata.metadata_store import metadata_store
 from ml_metadata.proto import metadata_store_pb2
 
-from components import validation_report
+from components import blessing_record, validation_report
+from pipeline import tfma_results
 from pipeline.blessing import BlessingDecision, read_decision
 from pipeline.config import LoadedConfig
 from pipeline.spans import has_span
@@ -61,6 +62,15 @@ class DataValidation:
         return self.verdict != validation_report.PASSED
 
 
+@dataclasses.dataclass(frozen=True)
+class InfraValidation:
+    """What InfraValidator recorded on its InfraBlessing."""
+
+    blessed: bool
+    reason: str
+    latency_p99_ms: Optional[float]
+
+
 @dataclasses.dataclass
 class RunResult:
     """Everything `tfxpipe run` reports; `succeeded` is False when a component failed or data was rejected."""
@@ -73,6 +83,8 @@ class RunResult:
     blessed: Optional[bool] = None
     #: Why the model was (not) blessed: failed checks and the baseline, as the Evaluator recorded them.
     blessing: Optional[BlessingDecision] = None
+    #: Did the candidate load and answer in a model server (InfraValidator), and why not.
+    infra_validation: Optional[InfraValidation] = None
     pushed_path: Optional[str] = None
     #: A crash's message, for display only: what happened is read from the store.
     error: Optional[str] = None
@@ -163,25 +175,6 @@ def _custom_string(artifact: metadata_store_pb2.Artifact, name: str) -> str:
     return "" if value is None else value.string_value
 
 
-def _metrics(evaluation_uri: str) -> dict[str, dict[str, float]]:
-    """Slice name → metric name → value, from TFMA's output (overall slice first)."""
-    import tensorflow_model_analysis as tfma
-
-    result: dict[str, dict[str, float]] = {}
-    for metrics_for_slice in tfma.load_metrics(evaluation_uri):
-        slice_key = tfma.slicer.deserialize_slice_key(metrics_for_slice.slice_key)
-        name = tfma.slicer.stringify_slice_key(slice_key) or "Overall"
-        values = result.setdefault(name, {})
-        for kv in metrics_for_slice.metric_keys_and_values:
-            if not kv.value.HasField("double_value") or kv.key.model_name == "baseline" or kv.key.is_diff:
-                continue
-            label = kv.key.name
-            if kv.key.sub_key.HasField("class_id"):
-                label += f"/class_{kv.key.sub_key.class_id.value}"
-            values[label] = kv.value.double_value.value
-    return dict(sorted(result.items(), key=lambda item: (item[0] != "Overall", item[0])))
-
-
 def _read_data_validation(result: RunResult) -> None:
     gate = result.component(GATE_NODE)
     if gate and gate.outputs.get(VERDICT_OUTPUT):
@@ -212,10 +205,21 @@ def _read_evaluation(result: RunResult) -> None:
     evaluator = result.component("Evaluator")
     if evaluator:
         if evaluator.outputs.get("evaluation"):
-            result.metrics = _metrics(evaluator.outputs["evaluation"][0].uri)
+            result.metrics = tfma_results.metrics_by_slice(evaluator.outputs["evaluation"][0].uri)
         if evaluator.outputs.get("blessing"):
-            result.blessed = _custom_int(evaluator.outputs["blessing"][0], "blessed") == 1
+            result.blessed = _custom_int(evaluator.outputs["blessing"][0], blessing_record.BLESSED_PROPERTY) == 1
             result.blessing = read_decision(evaluator.outputs["blessing"][0])
+
+
+def _read_infra_validation(result: RunResult) -> None:
+    validator = result.component("InfraValidator")
+    if validator and validator.outputs.get("blessing"):
+        blessing = validator.outputs["blessing"][0]
+        latency = blessing.custom_properties.get(blessing_record.INFRA_LATENCY_PROPERTY)
+        result.infra_validation = InfraValidation(
+            blessed=_custom_int(blessing, blessing_record.BLESSED_PROPERTY) == 1,
+            reason=_custom_string(blessing, blessing_record.INFRA_REASON_PROPERTY),
+            latency_p99_ms=latency.double_value if latency is not None else None)
 
 
 def _read_push(result: RunResult) -> None:
@@ -228,7 +232,7 @@ def _read_push(result: RunResult) -> None:
 
 #: One reader per decision recorded in the store; each fills its own RunResult field.
 DECISION_READERS: tuple[Callable[[RunResult], None], ...] = (
-    _read_span, _read_data_validation, _read_evaluation, _read_push)
+    _read_span, _read_data_validation, _read_evaluation, _read_infra_validation, _read_push)
 
 
 def collect(loaded: LoadedConfig, metadata_path: Path, *, started: Optional[float] = None,

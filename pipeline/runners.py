@@ -15,7 +15,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Optional
 
 from pipeline import preflight, progress, recovery, run_outcome, spans
-from pipeline.config import ConfigError, LoadedConfig, is_remote
+from pipeline.config import ConfigError, LoadedConfig
+from pipeline.uris import is_remote
 
 if TYPE_CHECKING:  # pipeline.pipeline imports TFX: `tfxpipe report` uses Workdir without it
     from pipeline.pipeline import PipelinePaths
@@ -28,22 +29,15 @@ class Workdir:
     """The layout of `runs/<config name>/`: everything one config's local runs produce."""
 
     root: Path
+    pipeline_root: Path = dataclasses.field(init=False)
+    metadata_path: Path = dataclasses.field(init=False)
+    serving_dir: Path = dataclasses.field(init=False)
+    log_dir: Path = dataclasses.field(init=False)
 
-    @property
-    def pipeline_root(self) -> Path:
-        return self.root / "pipeline_root"
-
-    @property
-    def metadata_path(self) -> Path:
-        return self.root / "metadata.sqlite"
-
-    @property
-    def serving_dir(self) -> Path:
-        return self.root / "serving_model"
-
-    @property
-    def log_dir(self) -> Path:
-        return self.root / "logs"
+    def __post_init__(self) -> None:
+        for name, relative in (("pipeline_root", "pipeline_root"), ("metadata_path", "metadata.sqlite"),
+                               ("serving_dir", "serving_model"), ("log_dir", "logs")):
+            object.__setattr__(self, name, self.root / relative)
 
 
 def default_workdir(loaded: LoadedConfig) -> Path:

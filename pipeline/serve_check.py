@@ -1,7 +1,9 @@
 """Serve the model a run pushed and query it once over REST and once over gRPC.
 
 This is the last step of `make run`: proof that the pushed SavedModel loads in a TF-Serving-compatible
-server and answers raw-feature requests on both protocols, using the same client a user would.
+server and answers on both protocols, using the same client a user would: raw features through the
+Predict API (`serving_default`), and the same row as a tf.Example through the task's own API —
+Classify for classifiers, Regress for regressors.
 """
 from __future__ import annotations
 
@@ -17,10 +19,15 @@ from trainer import contract
 
 @dataclasses.dataclass(frozen=True)
 class ServeCheck:
+    """What the served model answered: `Prediction`s (Predict API) and the Classify ({class: score})
+    or Regress (value) result for the same row, per protocol."""
+
     row: dict[str, Any]
     rest_prediction: Any
     grpc_prediction: Any
     version: int
+    rest_examples_result: Any = None
+    grpc_examples_result: Any = None
 
 
 def sample_row(loaded: LoadedConfig) -> dict[str, Any]:
@@ -50,9 +57,15 @@ def serve_and_query(loaded: LoadedConfig, serving_dir: Path, row: Optional[dict[
     row = row or sample_row(loaded)
     options = ServerOptions(port=portpicker.pick_unused_port(), rest_api_port=portpicker.pick_unused_port(),
                             model_name=model_name, model_base_path=str(base_path.resolve()), host="127.0.0.1")
+    regression = loaded.cfg.task == "regression"
+    results = {}
     with ModelServer(options) as server:
-        with client.RestClient(f"http://127.0.0.1:{server.rest_port}", model_name) as rest:
-            rest_prediction = rest.predict([row], signature_name=contract.SERVING_SIGNATURE)[0]
-        with client.GrpcClient(f"127.0.0.1:{server.grpc_port}", model_name) as grpc_client:
-            grpc_prediction = grpc_client.predict([row], signature_name=contract.SERVING_SIGNATURE)[0]
-    return ServeCheck(row=row, rest_prediction=rest_prediction, grpc_prediction=grpc_prediction, version=versions[-1])
+        with client.RestClient(f"http://127.0.0.1:{server.rest_port}", model_name) as rest, \
+                client.GrpcClient(f"127.0.0.1:{server.grpc_port}", model_name) as grpc_client:
+            for protocol, connection in (("rest", rest), ("grpc", grpc_client)):
+                prediction = connection.predict([row], signature_name=contract.SERVING_SIGNATURE)[0]
+                examples = connection.regress([row]) if regression else connection.classify([row])
+                results[protocol] = (prediction, examples[0])
+    return ServeCheck(row=row, rest_prediction=results["rest"][0], grpc_prediction=results["grpc"][0],
+                      version=versions[-1], rest_examples_result=results["rest"][1],
+                      grpc_examples_result=results["grpc"][1])

@@ -17,7 +17,10 @@ Modules (library first; the CLI is thin):
 - `inference`: `InferenceService`, the one path of predict/classify/regress/metadata/status for both
   protocols (and warm-up); a `ModelCall` is awaited on the event loop or waited for on a thread.
 - `rest`, `json_request` (JSON -> arrays, tf.Examples), `json_response` (arrays -> JSON), `status_json`,
-  `http_protocol`: the REST API; `grpc_service`: the gRPC API.
+  `http_protocol`: the REST API; `grpc_service`: the gRPC API; `api_protos`: results as TF Serving's
+  response messages (gRPC answers, request log records).
+- `request_log`: `logging_config` -> sampled `PredictionLog` TFRecord files (bounded queue, writer thread),
+  and their reader; `version_labels`: `stable`/`canary` labels in a model config file (rollback).
 - `openapi.yaml` (package data): the REST API as OpenAPI 3.0, which tests/integration/test_serving_fuzz_rest.py
   fuzzes the server against.
 - `warmup`: replays `assets.extra/tf_serving_warmup_requests`; `metrics`: Prometheus.

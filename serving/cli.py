@@ -1,4 +1,4 @@
-"""`tfxpipe serve` (tensorflow_model_server's flags) and `tfxpipe predict` (raw features in, classes out).
+"""`tfxpipe serve` (tensorflow_model_server's flags) and `tfxpipe predict` (raw features in, classes or values out).
 
 Registered on the `tfxpipe` group by pipeline/cli.py. Heavy imports happen inside the commands; `serve`'s
 flag defaults come from `serving.options.ServerOptions`, which the server uses too.
@@ -91,6 +91,13 @@ def _bool_flag(name: str, help_text: str):
 @click.option("--rest_api_read_timeout_seconds", type=float, default=default("rest_api_read_timeout_seconds"),
               show_default=True,
               help="[tfxpipe] REST clients stalling in their request headers or body this long get HTTP 408.")
+@click.option("--request_log_queue_size", type=int, default=default("request_log_queue_size"), show_default=True,
+              help="[tfxpipe] Sampled requests waiting to be logged (models with a logging_config); "
+                   "beyond it they are dropped and counted, never waited for.")
+@click.option("--request_log_max_file_bytes", type=int, default=default("request_log_max_file_bytes"),
+              show_default=True, help="[tfxpipe] A request log file is completed at this size...")
+@click.option("--request_log_rotate_seconds", type=float, default=default("request_log_rotate_seconds"),
+              show_default=True, help="[tfxpipe] ...or at this age.")
 def serve(**flags: Any) -> None:
     """Serve SavedModels over TF Serving's REST and gRPC APIs (tensorflow_model_server's flags).
 
@@ -141,7 +148,7 @@ def _announce(server) -> None:
 def predict(model_name: str, rest_url: str | None, grpc_target: str | None, json_rows: str | None, rows_file,
             signature: str, version: int | None, label: str | None, timeout: float, retries: int,
             output_format: str) -> None:
-    """Send raw feature rows to a TF-Serving-compatible server and print predicted classes."""
+    """Send raw feature rows to a TF-Serving-compatible server and print predicted classes (or values)."""
     from serving import client as client_lib
 
     if rest_url and grpc_target:
@@ -183,21 +190,29 @@ def _rows(json_rows: str | None, rows_file, client_lib) -> list[dict]:
 
 
 def _print(predictions, output_format: str) -> None:
+    """Classifiers: predicted class and each class's score; regressors: the predicted value."""
     if output_format == "jsonl":
         for prediction in predictions:
-            click.echo(json.dumps({"predicted_class": prediction.predicted_class, "scores": prediction.class_scores,
-                                   "outputs": dict(prediction.outputs)}))
+            line = ({"value": prediction.value} if prediction.value is not None else
+                    {"predicted_class": prediction.predicted_class, "scores": prediction.class_scores})
+            click.echo(json.dumps({**line, "outputs": dict(prediction.outputs)}))
         return
     from rich.console import Console
     from rich.table import Table
 
-    class_names = list(predictions[0].class_scores) if predictions else []
     table = Table(title="predictions")
     table.add_column("row", justify="right")
-    table.add_column("predicted class")
-    for name in class_names:
-        table.add_column(name, justify="right")
-    for index, prediction in enumerate(predictions):
-        scores = prediction.class_scores
-        table.add_row(str(index), str(prediction.predicted_class), *(f"{scores.get(n, float('nan')):.3f}" for n in class_names))
+    if predictions and predictions[0].value is not None:
+        table.add_column("value", justify="right")
+        for index, prediction in enumerate(predictions):
+            table.add_row(str(index), f"{prediction.value:.4g}")
+    else:
+        class_names = list(predictions[0].class_scores) if predictions else []
+        table.add_column("predicted class")
+        for name in class_names:
+            table.add_column(name, justify="right")
+        for index, prediction in enumerate(predictions):
+            scores = prediction.class_scores
+            table.add_row(str(index), str(prediction.predicted_class),
+                          *(f"{scores.get(n, float('nan')):.3f}" for n in class_names))
     Console(file=sys.stdout, soft_wrap=True).print(table)

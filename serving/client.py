@@ -2,7 +2,9 @@
 
 Both take raw feature rows (dicts of JSON values), fetch the signature's input types once from the
 model's metadata, coerce each value (None -> NaN for numbers, "" for strings; numbers given as strings
-are parsed) and return one `Prediction` per row, with class names attached to the scores.
+are parsed) and return one `Prediction` per row, with class names attached to the scores (classifiers)
+or the predicted value (regressors). Both also speak TF Serving's Classify and Regress APIs, which
+take examples (dicts of feature values; ints and floats alike for numeric features) instead.
 
 Failures raise `ServingClientError` (the server's status and message) or `ServerUnavailableError`
 (nothing answers at the address, or UNAVAILABLE after the configured retries). Neither client imports
@@ -64,6 +66,21 @@ class Prediction:
         scores = self.class_scores
         return max(scores, key=scores.get) if scores else None
 
+    @property
+    def value(self) -> float | None:
+        """A regressor's predicted value (`contract.REGRESS_OUTPUTS`); None for classifiers."""
+        value = self.outputs.get(contract.REGRESS_OUTPUTS)
+        if isinstance(value, list) and len(value) == 1:
+            value = value[0]
+        return None if value is None or isinstance(value, list) else float(value)
+
+    def summary(self) -> str:
+        """One line for people: the value, or the predicted class with every class's score."""
+        if self.value is not None:
+            return f"{self.value:.4g}"
+        scores = ", ".join(f"{name} {score:.3f}" for name, score in self.class_scores.items())
+        return f"{self.predicted_class}  ({scores})" if scores else str(self.predicted_class)
+
 
 @dataclasses.dataclass(frozen=True)
 class RetryPolicy:
@@ -118,7 +135,20 @@ def _coerce(value: Any, dtype: str, index: int, name: str) -> Any:
     raise ValueError(f"feature {name}: unsupported input dtype {dtype}")
 
 
-class RestClient:
+class _ClientConnection:
+    """A client is a context manager that closes its connection on exit."""
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+
+class RestClient(_ClientConnection):
     """TF Serving REST API client (`/v1/models/<name>[/versions/<v>|/labels/<l>]:predict`)."""
 
     def __init__(self, base_url: str, model_name: str, version: int | None = None, label: str | None = None,
@@ -135,13 +165,16 @@ class RestClient:
         self._retry = retry
         self._http = httpx.Client(base_url=self.base_url, timeout=timeout, transport=transport)
         self._dtypes: dict[str, dict[str, str]] = {}
+        self._signatures: dict[str, Any] = {}
 
     def predict(self, rows: Sequence[Mapping[str, Any]], signature_name: str = DEFAULT_SIGNATURE) -> list[Prediction]:
         columns = coerce_rows(rows, self.input_dtypes(signature_name))
         instances = [{name: columns[name][i] for name in columns} for i in range(len(rows))]
         body = {"signature_name": signature_name, "instances": instances}
         answer = self._request("POST", f"{self._model_path}:predict", body)
-        return [Prediction(p if isinstance(p, dict) else {"output": p}) for p in answer["predictions"]]
+        # TF Serving's row format drops the output's name when a signature has only one (regression).
+        single = self._single_output(signature_name)
+        return [Prediction(p if isinstance(p, dict) else {single: p}) for p in answer["predictions"]]
 
     def classify(self, examples: Sequence[Mapping[str, Any]],
                  signature_name: str = contract.CLASSIFY_SIGNATURE) -> list[dict[str, float]]:
@@ -149,15 +182,29 @@ class RestClient:
                                {"signature_name": signature_name, "examples": list(examples)})
         return [{str(label): float(score) for label, score in row} for row in answer["results"]]
 
+    def regress(self, examples: Sequence[Mapping[str, Any]],
+                signature_name: str = contract.REGRESS_SIGNATURE) -> list[float]:
+        """TF Serving's Regress API: one value per example (dicts of feature values)."""
+        answer = self._request("POST", f"{self._model_path}:regress",
+                               {"signature_name": signature_name, "examples": list(examples)})
+        return [float(value) for value in answer["results"]]
+
     def model_status(self) -> dict:
         return self._request("GET", self._model_path)
 
     def metadata(self) -> dict:
         return self._request("GET", f"{self._model_path}/metadata")
 
+    def _single_output(self, signature_name: str) -> str:
+        """The name of the signature's one output ("output" if it has several or none is known)."""
+        signature = self._signatures.get(signature_name, {})
+        outputs = list(signature.get("outputs", {}))
+        return outputs[0] if len(outputs) == 1 else "output"
+
     def input_dtypes(self, signature_name: str = DEFAULT_SIGNATURE) -> dict[str, str]:
         if signature_name not in self._dtypes:
             signatures = self.metadata()["metadata"]["signature_def"]["signature_def"]
+            self._signatures = signatures
             if signature_name not in signatures:
                 raise ServingClientError("INVALID_ARGUMENT", f"model {self.model_name} has no signature {signature_name!r}; "
                                          f"it has {', '.join(sorted(signatures))}")
@@ -186,11 +233,6 @@ class RestClient:
     def close(self) -> None:
         self._http.close()
 
-    def __enter__(self) -> "RestClient":
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self.close()
 
 
 def _decode_rest(response: Any) -> Any:
@@ -212,7 +254,7 @@ _HTTP_CODES = {400: "INVALID_ARGUMENT", 401: "UNAUTHENTICATED", 403: "PERMISSION
                501: "UNIMPLEMENTED", 503: "UNAVAILABLE", 504: "DEADLINE_EXCEEDED"}
 
 
-class GrpcClient:
+class GrpcClient(_ClientConnection):
     """TF Serving gRPC client on `tensorflow.serving.PredictionService` / `ModelService` stubs."""
 
     def __init__(self, target: str, model_name: str, version: int | None = None, label: str | None = None,
@@ -247,6 +289,24 @@ class GrpcClient:
         response = self._call(self._prediction.Predict, request)
         arrays = {alias: tensors.to_ndarray(proto) for alias, proto in response.outputs.items()}
         return [Prediction({alias: _plain(value[i]) for alias, value in arrays.items()}) for i in range(len(rows))]
+
+    def classify(self, examples: Sequence[Mapping[str, Any]],
+                 signature_name: str = contract.CLASSIFY_SIGNATURE) -> list[dict[str, float]]:
+        """TF Serving's Classify API: {class: score} per example (dicts of feature values)."""
+        request = self._apis.classification_pb2.ClassificationRequest()
+        self._fill_spec(request.model_spec, signature_name)
+        fill_examples(request.input.example_list.examples, examples)
+        response = self._call(self._prediction.Classify, request)
+        return [{entry.label: entry.score for entry in row.classes} for row in response.result.classifications]
+
+    def regress(self, examples: Sequence[Mapping[str, Any]],
+                signature_name: str = contract.REGRESS_SIGNATURE) -> list[float]:
+        """TF Serving's Regress API: one value per example (dicts of feature values)."""
+        request = self._apis.regression_pb2.RegressionRequest()
+        self._fill_spec(request.model_spec, signature_name)
+        fill_examples(request.input.example_list.examples, examples)
+        response = self._call(self._prediction.Regress, request)
+        return [float(regression.value) for regression in response.result.regressions]
 
     def model_status(self) -> Any:
         request = self._apis.get_model_status_pb2.GetModelStatusRequest()
@@ -299,11 +359,27 @@ class GrpcClient:
     def close(self) -> None:
         self._channel.close()
 
-    def __enter__(self) -> "GrpcClient":
-        return self
 
-    def __exit__(self, *exc: Any) -> None:
-        self.close()
+
+def fill_examples(target: Any, examples: Sequence[Mapping[str, Any]]) -> None:
+    """Appends one tf.Example per dict to the repeated field `target`, typed as TF Serving's REST API
+    types `examples`: int (and bool) -> int64_list, float -> float_list, str/bytes -> bytes_list;
+    a list gives several values, None leaves the feature out (missing)."""
+    for index, values in enumerate(examples):
+        example = target.add()
+        for name, value in values.items():
+            items = value if isinstance(value, (list, tuple)) else [value]
+            if value is None or not items:
+                continue
+            feature = example.features.feature[name]
+            if all(isinstance(v, (bool, int)) for v in items):
+                feature.int64_list.value.extend(int(v) for v in items)
+            elif all(isinstance(v, (bool, int, float)) for v in items):
+                feature.float_list.value.extend(float(v) for v in items)
+            elif all(isinstance(v, (str, bytes)) for v in items):
+                feature.bytes_list.value.extend(v.encode() if isinstance(v, str) else v for v in items)
+            else:
+                raise ValueError(f"example {index}: feature {name}={value!r} is not numbers or text")
 
 
 def _plain(value: Any) -> Any:

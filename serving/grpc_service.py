@@ -20,9 +20,10 @@ from typing import Any, Callable
 
 import grpc
 
-from serving import errors, protos, tensors
+from serving import api_protos, errors, protos, tensors
 from serving.inference import InferenceService, ModelRequest, serialized_examples
 from serving.metrics import ServingMetrics
+from serving.request_log import RequestLogger
 from trainer.contract import SIGNATURE_DEF_METADATA_FIELD
 
 
@@ -36,19 +37,20 @@ def model_request(spec: Any) -> ModelRequest:
     )
 
 
-def _fill_model_spec(target: Any, servable: Any, signature_name: str) -> None:
-    target.name = servable.name
-    target.version.value = servable.version
-    target.signature_name = signature_name
-
-
 def _abort(context: grpc.ServicerContext, error: errors.ServingError):
     context.abort(grpc.StatusCode[error.code.name], error.message)
 
 
-def build_prediction_servicer(service: InferenceService, metrics: ServingMetrics):
+def build_prediction_servicer(service: InferenceService, metrics: ServingMetrics,
+                              request_logger: RequestLogger | None = None):
+    """The PredictionService; successful Predict/Classify/Regress calls go to `request_logger` (if any)."""
     apis = protos.load()
     base = apis.prediction_service_pb2_grpc.PredictionServiceServicer
+
+    def logged(request, response):
+        if request_logger is not None:
+            request_logger.log(request.model_spec.name, lambda: api_protos.prediction_log(request, response))
+        return response
 
     class PredictionServicer(base):
         def Predict(self, request, context):
@@ -63,43 +65,21 @@ def build_prediction_servicer(service: InferenceService, metrics: ServingMetrics
                     raise errors.invalid_argument(f"tensor parsing error: {exc}") from None
 
             call = service.predict(model_request(request.model_spec), decode, tuple(request.output_filter))
-            result = call.result()
-            response = apis.predict_pb2.PredictResponse()
-            _fill_model_spec(response.model_spec, result.servable, result.signature_name)
-            for alias, value in result.outputs.items():
-                tensors.fill_proto(response.outputs[alias], value)
-            return response
+            return logged(request, api_protos.predict_response(call.result()))
 
         def Classify(self, request, context):
             return _handle(context, metrics, request.model_spec.name, "classify", self._classify, request)
 
         def _classify(self, request):
             call = service.classify(model_request(request.model_spec), lambda: serialized_examples(request.input))
-            result, classes, scores = call.result()
-            response = apis.classification_pb2.ClassificationResponse()
-            _fill_model_spec(response.model_spec, result.servable, result.signature_name)
-            reference = classes if classes is not None else scores
-            for i in range(reference.shape[0]):
-                row = response.result.classifications.add()
-                for c in range(reference.shape[1]):
-                    entry = row.classes.add()
-                    if classes is not None:
-                        entry.label = _text(classes[i, c])
-                    if scores is not None:
-                        entry.score = float(scores[i, c])
-            return response
+            return logged(request, api_protos.classification_response(*call.result()))
 
         def Regress(self, request, context):
             return _handle(context, metrics, request.model_spec.name, "regress", self._regress, request)
 
         def _regress(self, request):
             call = service.regress(model_request(request.model_spec), lambda: serialized_examples(request.input))
-            result, values = call.result()
-            response = apis.regression_pb2.RegressionResponse()
-            _fill_model_spec(response.model_spec, result.servable, result.signature_name)
-            for value in values.tolist():
-                response.result.regressions.add().value = value
-            return response
+            return logged(request, api_protos.regression_response(*call.result()))
 
         def GetModelMetadata(self, request, context):
             return _handle(context, metrics, request.model_spec.name, "metadata", self._metadata, request)
@@ -132,9 +112,8 @@ def build_model_servicer(service: InferenceService, metrics: ServingMetrics,
         def _status(self, request):
             if not request.HasField("model_spec"):
                 raise errors.invalid_argument("Missing ModelSpec")
-            spec = request.model_spec
-            version = spec.version.value if spec.WhichOneof("version_choice") == "version" else None
-            return service.status(spec.name, version)
+            wanted = model_request(request.model_spec)
+            return service.status(wanted.name, wanted.version)
 
         def HandleReloadConfigRequest(self, request, context):
             response = apis.model_management_pb2.ReloadConfigResponse()
@@ -215,8 +194,4 @@ def _handle(context, metrics: ServingMetrics, model_name: str, api: str, call, r
         raise  # context.abort raises; this line keeps type checkers honest
     metrics.record(model_name, api, "GRPC", "OK", time.perf_counter() - started)
     return response
-
-
-def _text(value: Any) -> str:
-    return value.decode("utf-8", errors="replace") if isinstance(value, bytes) else str(value)
 

@@ -41,6 +41,11 @@ class ServingMetrics:
             ":tensorflow:serving:model_load_latency", "Wall time (seconds) to load and warm up a version.",
             ["model_name"], buckets=(0.1, 0.5, 1, 2, 5, 10, 30, 60, 300), registry=self.registry,
         )
+        self.request_log_records = Counter(
+            "tfxpipe_request_log_records", "Sampled requests by what became of their request log record: "
+            "written, dropped (the log queue was full) or failed (not writable).",
+            ["model_name", "outcome"], registry=self.registry,
+        )
 
         self._children: dict[tuple, object] = {}
 
@@ -58,6 +63,10 @@ class ServingMetrics:
             if histogram is None:
                 histogram = self._children[key] = self.request_latency.labels(model_name, api, entrypoint)
             histogram.observe(seconds)
+
+    def count_request_log(self, model_name: str, outcome: str) -> None:
+        """What became of a sampled request's log record (serving.request_log's outcomes)."""
+        self.request_log_records.labels(model_name, outcome).inc()
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)

@@ -1,7 +1,8 @@
 """TF Serving's configuration files and flags -> typed, validated settings.
 
 - `--model_name`/`--model_base_path` or `--model_config_file` (text-format `ModelServerConfig`) ->
-  `ModelConfig` per model, with its `VersionPolicy` (latest N, all, specific) and version labels;
+  `ModelConfig` per model, with its `VersionPolicy` (latest N, all, specific), version labels and
+  request logging (`logging_config`: `RequestLogConfig`);
 - `--batching_parameters_file` (text-format `BatchingParameters`) -> `BatchingOptions`;
 - `--monitoring_config_file` (text-format `MonitoringConfig`) -> `MonitoringOptions`.
 
@@ -15,6 +16,7 @@ import os
 from typing import Any, Iterable, Mapping
 
 from serving import protos
+from pipeline.uris import is_remote
 from serving.errors import ServingError, invalid_argument
 
 TENSORFLOW_PLATFORM = "tensorflow"
@@ -44,11 +46,20 @@ class VersionPolicy:
 
 
 @dataclasses.dataclass(frozen=True)
+class RequestLogConfig:
+    """A model's `logging_config`: log a `sampling_rate` fraction of its requests to `filename_prefix`-* files."""
+
+    filename_prefix: str
+    sampling_rate: float
+
+
+@dataclasses.dataclass(frozen=True)
 class ModelConfig:
     name: str
     base_path: str
     version_policy: VersionPolicy = VersionPolicy()
     version_labels: Mapping[str, int] = dataclasses.field(default_factory=dict)
+    request_log: RequestLogConfig | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -147,7 +158,28 @@ def _model_config(model: Any) -> ModelConfig:
         base_path=model.base_path,
         version_policy=_version_policy(model),
         version_labels=dict(model.version_labels),
+        request_log=_request_log(model),
     )
+
+
+#: LogCollectorConfig types this server writes: TFRecord files of PredictionLog. Open-source TF Serving
+#: registers no LogCollector at all (tensorflow/serving#408, #1846) and rejects any logging_config.
+REQUEST_LOG_TYPES = ("", "tfrecord")
+
+
+def _request_log(model: Any) -> RequestLogConfig | None:
+    if not model.HasField("logging_config"):
+        return None
+    collector, sampling = model.logging_config.log_collector_config, model.logging_config.sampling_config
+    if collector.type not in REQUEST_LOG_TYPES:
+        raise invalid_argument(f"Model {model.name}: Cannot find LogCollector::Factory for type: {collector.type} "
+                               f"(tfxpipe serve writes TFRecord files: type '' or 'tfrecord')")
+    if not collector.filename_prefix:
+        raise invalid_argument(f"Model {model.name}: logging_config.log_collector_config needs a filename_prefix")
+    if not 0.0 <= sampling.sampling_rate <= 1.0:
+        raise invalid_argument(f"Model {model.name}: logging_config.sampling_config.sampling_rate must be in "
+                               f"[0, 1]; was {sampling.sampling_rate}")
+    return RequestLogConfig(filename_prefix=collector.filename_prefix, sampling_rate=sampling.sampling_rate)
 
 
 def _version_policy(model: Any) -> VersionPolicy:
@@ -165,7 +197,7 @@ def _version_policy(model: Any) -> VersionPolicy:
 
 
 def _is_absolute(path: str) -> bool:
-    return os.path.isabs(path) or "://" in path
+    return os.path.isabs(path) or is_remote(path)
 
 
 # --- Batching and monitoring --------------------------------------------------------------------------

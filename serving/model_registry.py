@@ -78,14 +78,23 @@ class ModelRegistry:
     # --- configuration ----------------------------------------------------------------------------------
 
     def apply_config(self, configs: Sequence[ModelConfig]) -> None:
-        """ServerCore::ReloadConfig for a ModelConfigList: labels, then models added/updated/removed."""
+        """ServerCore::ReloadConfig for a ModelConfigList: models added, updated, removed, and labels.
+
+        On a reload, versions a new policy adds are loaded first, then the labels move (so a label may
+        name a version the same reload loads, and a request by label never finds it between versions),
+        then versions no longer aspired are unloaded. The first config's labels are set before anything
+        loads: like TF Serving, a server starts with labels only on `--allow_version_labels_for_unavailable_models`.
+        """
         with self._config_lock:
-            self._labels = self._validated_labels(configs)
+            labels_first = not self._managers
+            if labels_first:
+                self._labels = self._validated_labels(configs)
             wanted = {config.name: config for config in configs}
-            added = []
+            added, updated = [], []
             for name, config in wanted.items():
                 if name in self._managers:
                     self._managers[name].update_config(config)
+                    updated.append(self._managers[name])
                 else:
                     self._managers[name] = ModelVersionManager(config, self._loader)
                     added.append(self._managers[name])
@@ -93,7 +102,13 @@ class ModelRegistry:
                 manager = self._managers.pop(name)
                 manager.stop()
                 manager.unload_all()
+            for manager in updated:
+                manager.poll(unload=False)
             self._load_new_models(added)
+            if not labels_first:
+                self._labels = self._validated_labels(configs)
+            for manager in updated:
+                manager.poll()
 
     def _validated_labels(self, configs: Sequence[ModelConfig]) -> dict[str, dict[str, int]]:
         labels: dict[str, dict[str, int]] = {}

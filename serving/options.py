@@ -44,6 +44,11 @@ class ServerOptions:
     model_threads: int = dataclasses.field(default_factory=lambda: max(2, os.cpu_count() or 1))
     shutdown_grace_seconds: float = 30.0
     load_timeout_seconds: float | None = None
+    # Request logging (models with a `logging_config`; see serving.request_log): sampled requests wait in
+    # a queue this long at most (further ones are dropped and counted); files complete at this size or age.
+    request_log_queue_size: int = 1024
+    request_log_max_file_bytes: int = 64 * 1024 * 1024
+    request_log_rotate_seconds: float = 60.0
 
     def validate(self) -> None:
         """Server::BuildAndStart's checks, with its messages."""

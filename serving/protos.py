@@ -37,9 +37,9 @@ _API_MODULES = (
     "tensorflow_serving.apis.get_model_metadata_pb2",
     "tensorflow_serving.apis.get_model_status_pb2",
     "tensorflow_serving.apis.model_management_pb2",
-    "tensorflow_serving.apis.model_service_pb2",
+    # Not model_service_pb2 / prediction_service_pb2: the wheel ships them from an old protoc (they assign
+    # DESCRIPTOR.has_options, read-only on protobuf >= 4's upb), and the _grpc stubs do not import them.
     "tensorflow_serving.apis.model_service_pb2_grpc",
-    "tensorflow_serving.apis.prediction_service_pb2",
     "tensorflow_serving.apis.prediction_service_pb2_grpc",
     "tensorflow_serving.apis.prediction_log_pb2",
     "tensorflow_serving.apis.status_pb2",

@@ -17,9 +17,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from serving import errors, json_request, json_response, status_json
+from serving import api_protos, errors, json_request, json_response, status_json
 from serving.inference import InferenceService, ModelRequest
 from serving.metrics import ServingMetrics
+from serving.request_log import RequestLogger
 
 _PREDICTION_PATH = re.compile(
     r"/v1/models/([^/:]+)(?:(?:/versions/(\d+))|(?:/labels/([^/:]+)))?:(classify|regress|predict)", re.IGNORECASE | re.ASCII
@@ -32,15 +33,16 @@ log = logging.getLogger(__name__)
 
 
 def create_app(service: InferenceService, metrics: ServingMetrics, prometheus_path: str | None,
-               max_body_bytes: int, read_timeout_seconds: float | None):
+               max_body_bytes: int, read_timeout_seconds: float | None, request_logger: RequestLogger | None = None):
     """The REST ASGI app: /v1 requests go straight to the TF Serving handler, the rest to Starlette.
 
     The limits are `ServerOptions.rest_api_max_body_bytes` and `rest_api_read_timeout_seconds`.
+    Successful predict/classify/regress calls go to `request_logger` as the equivalent gRPC requests.
 
     The /v1 path skips Starlette's router and middleware layers, which cost more per request than the
     batched model call does; it still uses Starlette's Request and Response.
     """
-    handler = _RestHandler(service, metrics, max_body_bytes, read_timeout_seconds)
+    handler = _RestHandler(service, metrics, max_body_bytes, read_timeout_seconds, request_logger)
     routes = []
     if prometheus_path:
         routes.append(Route(prometheus_path, lambda request: Response(metrics.exposition(), media_type="text/plain"),
@@ -59,8 +61,9 @@ def create_app(service: InferenceService, metrics: ServingMetrics, prometheus_pa
 
 class _RestHandler:
     def __init__(self, service: InferenceService, metrics: ServingMetrics, max_body_bytes: int,
-                 read_timeout_seconds: float | None):
+                 read_timeout_seconds: float | None, request_logger: RequestLogger | None = None):
         self.service = service
+        self.request_logger = request_logger
         self.metrics = metrics
         self.max_body_bytes = max_body_bytes
         self.read_timeout_seconds = read_timeout_seconds or None
@@ -120,21 +123,31 @@ class _RestHandler:
         doc = json_request.parse_document(body)
         spec = ModelRequest(spec.name, spec.version, spec.label, json_request.signature_name(doc))
         if api == "predict":
-            request_format = json_request.ROW
+            request_format, inputs = json_request.ROW, {}
 
             def decode(signature):  # the response is written in the format of the request
-                nonlocal request_format
+                nonlocal request_format, inputs
                 request_format, inputs = json_request.predict_inputs(doc, signature.inputs)
                 return inputs
 
             result = await self.service.predict(spec, decode, json_api=True)
+            self._log(spec, lambda: api_protos.prediction_log(api_protos.predict_request(spec, inputs),
+                                                              api_protos.predict_response(result)))
             return json_response.predict_response(result.outputs, request_format)
         examples = json_request.serialized_examples(doc)  # TF Serving's REST API decodes before resolving
         if api == "classify":
-            _, classes, scores = await self.service.classify(spec, lambda: examples)
-            return json_response.classify_response(classes, scores)
-        _, values = await self.service.regress(spec, lambda: examples)
-        return json_response.regress_response(values)
+            answer = await self.service.classify(spec, lambda: examples)
+            self._log(spec, lambda: api_protos.prediction_log(api_protos.example_request(spec, examples, True),
+                                                              api_protos.classification_response(*answer)))
+            return json_response.classify_response(*answer[1:])
+        answer = await self.service.regress(spec, lambda: examples)
+        self._log(spec, lambda: api_protos.prediction_log(api_protos.example_request(spec, examples, False),
+                                                          api_protos.regression_response(*answer)))
+        return json_response.regress_response(answer[1])
+
+    def _log(self, spec: ModelRequest, build) -> None:
+        if self.request_logger is not None:
+            self.request_logger.log(spec.name, build)
 
     def _status_or_metadata(self, match: re.Match) -> bytes:
         name, version, label, metadata = match.groups()

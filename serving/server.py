@@ -20,6 +20,7 @@ from serving.http_protocol import protocol_class
 from serving.inference import InferenceService
 from serving.metrics import ServingMetrics
 from serving.model_registry import ModelRegistry
+from serving.request_log import RequestLogger
 from serving.options import GRPC_MAX_MESSAGE_BYTES, ServerOptions, grpc_server_arguments  # noqa: F401 - re-exported
 from serving.rest import create_app
 from serving.servable import Servable
@@ -43,6 +44,9 @@ class ModelServer:
             allow_version_labels_for_unavailable_models=options.allow_version_labels_for_unavailable_models,
             load_timeout_seconds=options.load_timeout_seconds,
         )
+        self.request_logger = RequestLogger(options.request_log_queue_size, options.request_log_max_file_bytes,
+                                            options.request_log_rotate_seconds,
+                                            on_outcome=self.metrics.count_request_log)
         self.grpc_port: int | None = None
         self.rest_port: int | None = None
         self._ready = threading.Event()
@@ -108,6 +112,7 @@ class ModelServer:
             if service is not None:
                 service.close()
             self.registry.stop()
+            self.request_logger.close()
             raise
         if install_signal_handlers:
             for signum in (signal.SIGTERM, signal.SIGINT):
@@ -133,6 +138,7 @@ class ModelServer:
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(rest_task, grace)
         await asyncio.get_running_loop().run_in_executor(None, service.close)
+        await asyncio.get_running_loop().run_in_executor(None, self.request_logger.close)
         self.registry.stop()
 
     # --- pieces -----------------------------------------------------------------------------------------
@@ -159,7 +165,10 @@ class ModelServer:
         return model_config.single_model_server_config(self.options.model_name, self.options.model_base_path)
 
     def _apply_config(self, server_config: Any) -> None:
-        self.registry.apply_config(model_config.model_configs(server_config))
+        """ServerCore::ReloadConfig: models, labels, then the request loggers (a refused config changes none)."""
+        configs = model_config.model_configs(server_config)
+        self.registry.apply_config(configs)
+        self.request_logger.configure(configs)
 
     def _load_version(self, name: str, version: int, path: str) -> Servable:
         started = time.perf_counter()
@@ -187,7 +196,7 @@ class ModelServer:
             concurrent.futures.ThreadPoolExecutor(self.options.grpc_max_threads, thread_name_prefix="grpc"),
             options=list(grpc_server_arguments(self.options.grpc_channel_arguments).items()),
         )
-        add_servicers(server, build_prediction_servicer(service, self.metrics),
+        add_servicers(server, build_prediction_servicer(service, self.metrics, self.request_logger),
                       build_model_servicer(service, self.metrics, self._apply_config))
         self.grpc_port = server.add_insecure_port(f"{self._grpc_host()}:{self.options.port}")
         if not self.grpc_port:
@@ -205,7 +214,8 @@ class ModelServer:
         app = create_app(service, self.metrics,
                          prometheus_path=monitoring.prometheus_path if monitoring.prometheus_enabled else None,
                          max_body_bytes=self.options.rest_api_max_body_bytes,
-                         read_timeout_seconds=self.options.rest_api_read_timeout_seconds)
+                         read_timeout_seconds=self.options.rest_api_read_timeout_seconds,
+                         request_logger=self.request_logger)
         # uvicorn binds the port itself: a socket handed to it pre-bound loses TCP_NODELAY semantics on
         # keep-alive connections (40 ms Nagle/delayed-ACK stalls), measured in benchmarks/serving.py.
         config = uvicorn.Config(app, host=self.options.host, port=self.options.rest_api_port, log_level="warning",
@@ -242,9 +252,9 @@ class ModelServer:
                     text = f.read()
                 if text == self._config_text:
                     continue
-                self._config_text = text
                 config = model_config.read_model_server_config(self.options.model_config_file)
                 await loop.run_in_executor(None, self._apply_config, config)
+                self._config_text = text  # a refused config is tried again at the next poll, as TF Serving does
             except (OSError, errors.ServingError) as exc:
                 log.error("PollFilesystemAndReloadConfig failed to ReloadConfig: %s", exc)
 

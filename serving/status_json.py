@@ -34,8 +34,20 @@ def status_json(response: Any) -> bytes:
     """A GetModelStatusResponse as TF Serving's REST API prints it."""
     from google.protobuf import json_format
 
-    text = json_format.MessageToJson(response, including_default_value_fields=True, indent=1)
+    text = json_format.MessageToJson(response, indent=1, **_print_defaults())
     return text.encode("utf-8")
+
+
+def _print_defaults() -> dict[str, bool]:
+    """MessageToJson's "print fields left at their default" flag: protobuf 5.26 renamed it (and 6 dropped
+    the old name), and both stacks must print TF Serving's defaults (`"version": "0"`, empty status)."""
+    import inspect
+
+    from google.protobuf import json_format
+
+    if "always_print_fields_with_no_presence" in inspect.signature(json_format.MessageToJson).parameters:
+        return {"always_print_fields_with_no_presence": True}
+    return {"including_default_value_fields": True}
 
 
 def metadata_proto(servable: Any) -> Any:
@@ -57,7 +69,7 @@ def metadata_json(response: Any) -> bytes:
 
     signature_map = protos.load().get_model_metadata_pb2.SignatureDefMap()
     response.metadata[SIGNATURE_DEF_METADATA_FIELD].Unpack(signature_map)
-    options = dict(including_default_value_fields=True, preserving_proto_field_name=True)
+    options = dict(preserving_proto_field_name=True, **_print_defaults())
     document = {
         "model_spec": json.loads(json_format.MessageToJson(response.model_spec, **options)),
         "metadata": {SIGNATURE_DEF_METADATA_FIELD: json.loads(json_format.MessageToJson(signature_map, **options))},

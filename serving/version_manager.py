@@ -108,8 +108,11 @@ class ModelVersionManager:
             except Exception:  # noqa: BLE001 - a poll failure must not end polling
                 log.exception("polling %s failed", self.name)
 
-    def poll(self) -> None:
-        """One pass: load newly aspired versions, then unload the unwanted ones if that is safe."""
+    def poll(self, unload: bool = True) -> None:
+        """One pass: load newly aspired versions, then unload the unwanted ones if that is safe.
+
+        `unload=False` only loads: a config reload moves its labels between loading and unloading.
+        """
         with self._poll_lock:
             self._reclaim_unloaded()
             config = self._config
@@ -121,6 +124,8 @@ class ModelVersionManager:
             for version in sorted(aspired, reverse=True):
                 if version not in self._serving and self._should_try(version, config):
                     self._load(version, config)
+            if not unload:
+                return
             if aspired & set(self._serving):
                 for version in sorted(set(self._serving) - aspired):
                     self._unload(version)

@@ -1,21 +1,28 @@
 """Exports the trained model as a SavedModel whose signatures are the serving contract.
 
 Every name below comes from `trainer.contract`, which the model server, TF Serving, the TFMA Evaluator
-config, the client and the tests read too:
+config, the client and the tests read too. Which signatures exist follows the task:
 
-- `SERVING_SIGNATURE`: one `[None]` tensor per configured raw feature — float32 for numeric features
-  (whatever the schema's dtype; NaN means missing for columns the schema allows to be missing),
-  string for categorical ones — so JSON clients never need to know the schema. Outputs `SCORES`
-  float32 [N, K], `CLASSES` string [N, K] and `PREDICTED_CLASS` string [N].
-- `CLASSIFY_SIGNATURE`: `CLASSIFY_INPUTS` = serialized tf.Example [None] -> `CLASSES`, `SCORES`; its
-  method_name is rewritten to `CLASSIFY_METHOD`, which TF Serving's Classify API insists on.
-- `TRANSFORM_SIGNATURE`: `TRANSFORM_INPUTS` = serialized tf.Example [None] -> every transformed
-  feature, including the label's when the examples carry it, for TFMA and skew checks.
+- `SERVING_SIGNATURE` (always): one `[None]` tensor per configured raw feature — float32 for numeric
+  features (whatever the schema's dtype; NaN means missing), string for categorical ones — so JSON
+  clients never need to know the schema. Classification (multiclass and binary alike) outputs
+  `SCORES` float32 [N, K], `CLASSES` string [N, K] and `PREDICTED_CLASS` string [N] (binary: K = 2,
+  negative class first); regression outputs `REGRESS_OUTPUTS` float32 [N] in the label's units.
+- `CLASSIFY_SIGNATURE` (classification): `CLASSIFY_INPUTS` = serialized tf.Example [None] -> `CLASSES`,
+  `SCORES`; method_name `CLASSIFY_METHOD`, which TF Serving's Classify API insists on.
+- `REGRESS_SIGNATURE` (regression): `REGRESS_INPUTS` = serialized tf.Example [None] ->
+  `REGRESS_OUTPUTS` float32 [N]; method_name `REGRESS_METHOD` for TF Serving's Regress API.
+- `TRANSFORM_SIGNATURE` (always): `TRANSFORM_INPUTS` = serialized tf.Example [None] -> every
+  transformed feature, including the label's when the examples carry it, for TFMA and skew checks.
 
-Examples may omit any configured feature: it is then missing, exactly like NaN or "" in
-`serving_default` (imputed, or the missing category), so both entry points agree on what "missing" is.
+One type contract across signatures: a numeric column may arrive in a tf.Example as an int64_list or
+a float_list (TF Serving's REST `examples` turn `4200` into one and `4200.0` into the other), and
+every tf.Example signature reads either, then converts to the schema's dtype exactly as
+`serving_default` converts its float32 inputs — so the metadata's DT_FLOAT is the truth for every
+entry point. Examples may omit any configured feature: it is then missing, exactly like NaN or "" in
+`serving_default` (imputed, or the missing category).
 
-Warm-up requests for `SERVING_SIGNATURE` are written to `contract.WARMUP_FILE`.
+Warm-up records (`contract.WARMUP_FILE`) exercise every signature TF Serving can be asked for.
 """
 from __future__ import annotations
 
@@ -25,7 +32,7 @@ from typing import Any, Mapping
 import tensorflow as tf
 import tensorflow_transform as tft
 
-from trainer import contract, warmup
+from trainer import contract, examples, warmup
 from trainer.trainer_config import TrainerConfig
 
 
@@ -38,51 +45,67 @@ class ServingModule(tf.Module):
         self.tft_layer = tf_transform_output.transform_features_layer()
         self._raw_spec = tf_transform_output.raw_feature_spec()
         self._config = config
-        self._model_keys = [spec.transformed_name for spec in config.features]
-        self._class_names = tf.constant(list(config.label.classes))
+        self._model_keys = [spec.transformed_name for spec in config.features] + [
+            contract.transformed_name(name) for name in config.cross_names]
+        self._class_names = tf.constant(list(config.label.classes) or [""])
         _check_supported_specs(self._raw_spec, config.feature_names)
 
     def predict_raw(self, inputs: Mapping[str, tf.Tensor]) -> dict[str, tf.Tensor]:
-        """serving_default: JSON-friendly [None] tensors -> scores, classes, predicted_class."""
-        raw = {name: self._raw_column(name, value) for name, value in inputs.items()}
-        scores = self._scores(raw)
+        """serving_default: JSON-friendly [None] tensors -> the task's outputs."""
+        outputs = self._outputs({name: self._raw_column(name, value) for name, value in inputs.items()})
+        if self._config.is_regression:
+            return {contract.REGRESS_OUTPUTS: outputs}
         return {
-            contract.SCORES: scores,
-            contract.CLASSES: self._classes_per_row(scores),
-            contract.PREDICTED_CLASS: tf.gather(self._class_names, tf.argmax(scores, axis=1)),
+            contract.SCORES: outputs,
+            contract.CLASSES: self._classes_per_row(outputs),
+            contract.PREDICTED_CLASS: tf.gather(self._class_names, tf.argmax(outputs, axis=1)),
         }
 
     def classify_examples(self, serialized: tf.Tensor) -> dict[str, tf.Tensor]:
         """classification: serialized tf.Examples (label not needed) -> classes, scores."""
-        raw = tf.io.parse_example(serialized, self._parse_spec(with_label=False))
-        scores = self._scores(raw)
+        scores = self._outputs(self._parse(serialized, with_label=False))
         return {contract.CLASSES: self._classes_per_row(scores), contract.SCORES: scores}
+
+    def regress_examples(self, serialized: tf.Tensor) -> dict[str, tf.Tensor]:
+        """regression: serialized tf.Examples (label not needed) -> outputs [N] in the label's units."""
+        return {contract.REGRESS_OUTPUTS: self._outputs(self._parse(serialized, with_label=False))}
 
     def transform_examples(self, serialized: tf.Tensor) -> dict[str, tf.Tensor]:
         """transform_features: serialized tf.Examples -> transformed features (label when present)."""
-        raw = tf.io.parse_example(serialized, self._parse_spec(with_label=True))
-        return dict(self.tft_layer(raw))
+        return dict(self.tft_layer(self._parse(serialized, with_label=True)))
 
-    def _scores(self, raw: Mapping[str, Any]) -> tf.Tensor:
+    def _outputs(self, raw: Mapping[str, Any]) -> tf.Tensor:
+        """Classification: float32 [N, K] scores (binary: [1 - p, p]); regression: float32 [N]."""
         transformed = self.tft_layer(raw)
         model_inputs = {key: transformed[key] for key in self._model_keys}
-        return tf.cast(self.model(model_inputs, training=False), tf.float32)
+        output = tf.cast(self.model(model_inputs, training=False), tf.float32)
+        if self._config.is_regression:
+            return tf.reshape(output, [-1])
+        if self._config.is_binary:
+            positive = tf.reshape(output, [-1, 1])
+            return tf.concat([1.0 - positive, positive], axis=1)
+        return output
 
     def _classes_per_row(self, scores: tf.Tensor) -> tf.Tensor:
         """TF Serving's classify layout: the class names repeated on every row, aligned with scores."""
         return tf.tile(self._class_names[tf.newaxis, :], [tf.shape(scores)[0], 1])
 
-    def _parse_spec(self, with_label: bool) -> dict[str, Any]:
-        """Raw spec of the configured features, plus the label when asked for, each made optional.
+    def _parse(self, serialized: tf.Tensor, with_label: bool) -> dict[str, Any]:
+        """Raw columns of the configured features (and the label when asked for) from tf.Examples.
 
         Only configured columns are parsed, so examples need not carry unused schema columns; the TFT
-        layer supplies placeholders for raw inputs it is not given.
+        layer supplies placeholders for raw inputs it is not given. Numeric columns are read whether
+        sent as int64 or float (`examples.numeric_columns`), string ones by `tf.io.parse_example`.
         """
-        spec = {name: _optional(self._raw_spec[name]) for name in self._config.feature_names}
-        label = self._config.label.name
-        if with_label and label in self._raw_spec:
-            spec[label] = _optional(self._raw_spec[label])
-        return spec
+        names = list(self._config.feature_names)
+        if with_label and self._config.label.name in self._raw_spec:
+            names.append(self._config.label.name)
+        numeric = [name for name in names if self._raw_spec[name].dtype != tf.string]
+        strings = {name: _optional(self._raw_spec[name]) for name in names if name not in numeric}
+        raw = dict(tf.io.parse_example(serialized, strings)) if strings else {}
+        for name, values in examples.numeric_columns(serialized, numeric).items():
+            raw[name] = self._raw_column(name, values)
+        return raw
 
     def _raw_column(self, name: str, value: tf.Tensor) -> Any:
         """A [None] serving input shaped and typed as the transform graph expects for column `name`."""
@@ -90,8 +113,8 @@ class ServingModule(tf.Module):
         present = tf.ones_like(value, dtype=tf.bool)
         if value.dtype.is_floating:
             present = tf.logical_not(tf.math.is_nan(value))
-            if spec.dtype.is_integer:
-                value = tf.round(value)
+            if spec.dtype.is_integer:  # NaN has no integer form: 0 stands in, as in a parse default
+                value = tf.where(present, tf.round(value), tf.zeros_like(value))
         elif value.dtype == tf.string and spec.dtype != tf.string:
             value = tf.strings.to_number(value, out_type=tf.float64)
         value = tf.cast(value, spec.dtype)
@@ -115,8 +138,8 @@ def _varlen_column(value: tf.Tensor, present: tf.Tensor) -> tf.SparseTensor:
 def _optional(spec: Any) -> Any:
     """A parse spec that accepts examples lacking the column.
 
-    The default is what `serving_default` sends for a missing value where one exists: "" for strings
-    (the missing category), NaN for floats; integers have no such value and get 0.
+    The default is what `serving_default` sends for a missing value: "" for strings (the missing
+    category); numeric columns are not parsed here (see `examples.numeric_columns`).
     """
     if isinstance(spec, tf.io.FixedLenFeature) and spec.default_value is None:
         fill = "" if spec.dtype == tf.string else float("nan") if spec.dtype.is_floating else 0
@@ -149,18 +172,28 @@ def serving_input_signature(config: TrainerConfig) -> dict[str, tf.TensorSpec]:
 
 
 def make_signatures(module: ServingModule, config: TrainerConfig) -> dict[str, Any]:
-    """Concrete functions for the three exported signatures, keyed by signature name."""
+    """Concrete functions for the task's exported signatures, keyed by signature name."""
+    if config.is_regression:
+        examples_signature = (contract.REGRESS_SIGNATURE, module.regress_examples, contract.REGRESS_INPUTS)
+    else:
+        examples_signature = (contract.CLASSIFY_SIGNATURE, module.classify_examples, contract.CLASSIFY_INPUTS)
+    name, function, input_key = examples_signature
     return {
         contract.SERVING_SIGNATURE: tf.function(module.predict_raw).get_concrete_function(
             serving_input_signature(config)
         ),
-        contract.CLASSIFY_SIGNATURE: tf.function(module.classify_examples).get_concrete_function(
-            tf.TensorSpec([None], tf.string, name=contract.CLASSIFY_INPUTS)
-        ),
+        name: tf.function(function).get_concrete_function(tf.TensorSpec([None], tf.string, name=input_key)),
         contract.TRANSFORM_SIGNATURE: tf.function(module.transform_examples).get_concrete_function(
             tf.TensorSpec([None], tf.string, name=contract.TRANSFORM_INPUTS)
         ),
     }
+
+
+def method_names(config: TrainerConfig) -> dict[str, str]:
+    """TF Serving method names of the task's tf.Example signatures (the others stay Predict)."""
+    if config.is_regression:
+        return {contract.REGRESS_SIGNATURE: contract.REGRESS_METHOD}
+    return {contract.CLASSIFY_SIGNATURE: contract.CLASSIFY_METHOD}
 
 
 def export_serving_model(
@@ -169,7 +202,8 @@ def export_serving_model(
     """Saves model + transform graph with the contract's signatures and warm-up data; returns export_dir."""
     module = ServingModule(model, tf_transform_output, config)
     tf.saved_model.save(module, export_dir, signatures=make_signatures(module, config))
-    set_signature_method_name(export_dir, contract.CLASSIFY_SIGNATURE, contract.CLASSIFY_METHOD)
+    for signature_name, method_name in method_names(config).items():
+        set_signature_method_name(export_dir, signature_name, method_name)
     warmup.write_warmup_requests(export_dir, config, tf_transform_output)
     return export_dir
 

@@ -7,6 +7,7 @@ number of replicas. A `training_summary.json` in `model_run_dir` records what ac
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
@@ -14,13 +15,15 @@ import warnings
 from typing import Any, Mapping, Optional
 
 import keras
+import numpy as np
 import tensorflow as tf
 import tensorflow_transform as tft
 from absl import logging
 from tfx_bsl.public import tfxio
 
-from trainer import export, features, trainer_config
-from trainer.model import build_model
+from trainer import export, features, trainer_config, warm_start
+from trainer.model import build_configured_model
+from trainer.tuning import tuned_hparams
 from trainer.trainer_config import ModelHparams, TrainerConfig
 
 SUMMARY_FILE = "training_summary.json"
@@ -44,17 +47,75 @@ def make_dataset(
         shuffle=shuffle,
         shuffle_seed=config.model.seed if shuffle else None,
     )
-    return fn_args.data_accessor.tf_dataset_factory(
+    dataset = fn_args.data_accessor.tf_dataset_factory(
         file_patterns, options, tf_transform_output.transformed_metadata.schema
     )
+    return dataset.map(_drop_unlabeled)
+
+
+def _drop_unlabeled(batch: dict, label: tf.Tensor):
+    """Rows whose label is missing (id -1, or NaN for regression) teach nothing; they are dropped."""
+    label = tf.reshape(label, [-1])
+    keep = tf.logical_not(tf.math.is_nan(label)) if label.dtype.is_floating else label >= 0
+    return {key: tf.boolean_mask(value, keep) for key, value in batch.items()}, tf.boolean_mask(label, keep)
+
+
+def label_moments(config: TrainerConfig, train: tf.data.Dataset) -> Optional[tuple[float, float]]:
+    """(mean, std) of the training labels when the config normalises a regression label, else None.
+
+    One pass over the (finite) training set; the model bakes the pair into a fixed rescaling layer.
+    A constant label gets std 1 so the rescaling stays invertible.
+    """
+    if not (config.is_regression and config.label.normalize):
+        return None
+    count, total, squares = 0.0, 0.0, 0.0
+    for _, labels in train:
+        labels = tf.cast(labels, tf.float64)
+        count += float(tf.size(labels))
+        total += float(tf.reduce_sum(labels))
+        squares += float(tf.reduce_sum(tf.square(labels)))
+    if not count:
+        raise ValueError("no labelled training rows: cannot normalise the label")
+    mean = total / count
+    std = math.sqrt(max(squares / count - mean * mean, 0.0))
+    return mean, (std if std > 0 else 1.0)
 
 
 def vocabulary_sizes(config: TrainerConfig, tf_transform_output: tft.TFTransformOutput) -> dict[str, int]:
-    """Vocabulary entries of each categorical feature, read from the files Transform wrote."""
+    """Vocabulary entries of each feature with a vocabulary, read from the files Transform wrote."""
     return {
         spec.name: tf_transform_output.vocabulary_size_by_name(features.vocabulary_file_name(spec.name))
-        for spec in config.categorical_features
+        for spec in config.vocabulary_features
     }
+
+
+def vocabularies(config: TrainerConfig, tf_transform_output: tft.TFTransformOutput) -> dict[str, list[str]]:
+    """Entries of each vocabulary, in id order (bytes as latin-1 text: lossless, JSON-friendly)."""
+    return {
+        spec.name: [value.decode("latin-1") if isinstance(value, bytes) else str(value) for value in
+                    tf_transform_output.vocabulary_by_name(features.vocabulary_file_name(spec.name))]
+        for spec in config.vocabulary_features
+    }
+
+
+def class_weights(config: TrainerConfig, train: tf.data.Dataset) -> Optional[dict[int, float]]:
+    """Keras `class_weight` from `label.class_weights`: None, {class: weight}, or `auto`.
+
+    `auto` weighs class c by n / (k * n_c) over the training labels (one pass), so every class
+    carries the same total weight; a class absent from training keeps weight 1.
+    """
+    configured = config.label.class_weights
+    classes = config.label.classes
+    if configured is None:
+        return None
+    if isinstance(configured, Mapping):
+        return {index: float(configured.get(name, 1.0)) for index, name in enumerate(classes)}
+    counts = [0] * len(classes)
+    for _, labels in train:
+        for class_id, count in zip(*np.unique(labels.numpy(), return_counts=True)):
+            counts[int(class_id)] += int(count)
+    total = sum(counts)
+    return {index: (total / (len(classes) * count) if count else 1.0) for index, count in enumerate(counts)}
 
 
 def _callbacks(fn_args, hparams: ModelHparams) -> list[keras.callbacks.Callback]:
@@ -76,10 +137,21 @@ def _steps_per_epoch(train_steps: Optional[int], epochs: int) -> Optional[int]:
     return None if not train_steps else max(1, math.ceil(train_steps / epochs))
 
 
+def _best_values(fn_args) -> Optional[dict[str, Any]]:
+    """The Tuner's best hyper-parameter values (`fn_args.hyperparameters`, a KerasTuner config), if any."""
+    hyperparameters = getattr(fn_args, "hyperparameters", None)
+    if not hyperparameters:
+        return None
+    import keras_tuner
+
+    return dict(keras_tuner.HyperParameters.from_config(hyperparameters).values)
+
+
 def run_fn(fn_args) -> None:
-    """Trains the configured classifier and exports it to `fn_args.serving_model_dir`."""
+    """Trains the configured model (the task's head) and exports it to `fn_args.serving_model_dir`."""
     config = trainer_config.parse(fn_args.custom_config, "run_fn")
-    hparams = config.model
+    hparams = tuned_hparams(config.model, _best_values(fn_args))
+    config = dataclasses.replace(config, model=hparams)
     tf_transform_output = tft.TFTransformOutput(fn_args.transform_graph_path or fn_args.transform_output)
 
     strategy = make_strategy()
@@ -91,8 +163,12 @@ def run_fn(fn_args) -> None:
         train = train.repeat()
     validation = make_dataset(fn_args, fn_args.eval_files, tf_transform_output, config, global_batch, shuffle=False)
 
-    with strategy.scope():
-        model = build_model(config.features, vocabulary_sizes(config, tf_transform_output), hparams, config.num_classes)
+    one_pass = make_dataset(fn_args, fn_args.train_files, tf_transform_output, config, global_batch, shuffle=False)
+    moments, weights = label_moments(config, one_pass), class_weights(config, one_pass)
+    sizes, vocabulary = vocabulary_sizes(config, tf_transform_output), vocabularies(config, tf_transform_output)
+    with strategy.scope():  # mirrored variables are created, and warm-start assigned, in the scope
+        model = build_configured_model(config, sizes, moments)
+        started = _warm_start(fn_args, model, config, sizes, vocabulary)
     logging.info("Training on %d replica(s), global batch %d", strategy.num_replicas_in_sync, global_batch)
     with warnings.catch_warnings():
         # Finite datasets have unknown cardinality until the first epoch ends; Keras 3 then warns that
@@ -104,17 +180,31 @@ def run_fn(fn_args) -> None:
             epochs=epochs,
             steps_per_epoch=steps_per_epoch,
             callbacks=_callbacks(fn_args, hparams),
+            class_weight=weights,
             verbose=0,
         )
     final_metrics = model.evaluate(validation, return_dict=True, verbose=0)
     export.export_serving_model(model, tf_transform_output, config, fn_args.serving_model_dir)
-    write_training_summary(fn_args.model_run_dir, strategy, global_batch, history, final_metrics)
+    warm_start.save(warm_start.snapshot(model, config, sizes, vocabulary), fn_args.serving_model_dir)
+    write_training_summary(fn_args.model_run_dir, strategy, global_batch, history, final_metrics, hparams,
+                           started)
+
+
+def _warm_start(fn_args, model, config: TrainerConfig, sizes: Mapping[str, int],
+                vocabulary: Mapping[str, list[str]]) -> warm_start.WarmStart:
+    """Seeds the fresh model from the Trainer's `base_model` when `model.warm_start` asks for it."""
+    if not config.model.warm_start:
+        return warm_start.WarmStart(None, cold_reason="model.warm_start is false")
+    current = warm_start.snapshot(model, config, sizes, vocabulary)
+    return warm_start.warm_start(model, current, getattr(fn_args, "base_model", None))
 
 
 def write_training_summary(
-    run_dir: str, strategy: tf.distribute.Strategy, global_batch: int, history, final_metrics: Mapping[str, float]
+    run_dir: str, strategy: tf.distribute.Strategy, global_batch: int, history, final_metrics: Mapping[str, float],
+    hparams: Optional[ModelHparams] = None, started: Optional[warm_start.WarmStart] = None,
 ) -> dict[str, Any]:
-    """Records replicas, batch, epochs run and the restored model's eval metrics as JSON in `run_dir`."""
+    """Records replicas, batch, epochs run, the hyper-parameters trained with (tuned ones included),
+    the restored model's eval metrics and the warm start (base model, or why cold) as JSON in `run_dir`."""
     val_losses = history.history.get("val_loss", [])
     summary = {
         "num_replicas": strategy.num_replicas_in_sync,
@@ -124,6 +214,8 @@ def write_training_summary(
         "best_epoch": (val_losses.index(min(val_losses)) + 1) if val_losses else None,
         "final_eval_metrics": {k: float(v) for k, v in final_metrics.items()},
         "history": {k: [float(x) for x in v] for k, v in history.history.items()},
+        "hyperparameters": dataclasses.asdict(hparams) if hparams else None,
+        "warm_start": started.summary() if started else None,
     }
     tf.io.gfile.makedirs(run_dir)
     with tf.io.gfile.GFile(os.path.join(run_dir, SUMMARY_FILE), "w") as f:

@@ -17,9 +17,15 @@ from typing import Any, Mapping, Optional
 
 from trainer import contract
 
+BINARY = "binary"
+MULTICLASS = "multiclass"
+REGRESSION = "regression"
+TASKS = (BINARY, MULTICLASS, REGRESSION)
+
 NUMERIC = "numeric"
 CATEGORICAL = "categorical"
-FEATURE_TYPES = (NUMERIC, CATEGORICAL)
+TEXT = "text"
+FEATURE_TYPES = (NUMERIC, CATEGORICAL, TEXT)
 
 
 class TrainerConfigError(ValueError):
@@ -35,10 +41,31 @@ class FeatureSpec:
     oov_buckets: int
     top_k: Optional[int]
     embedding_dim: Optional[int]
+    normalize: str
+    log: bool
+    bucketize: Optional[int]
+    hash_buckets: Optional[int]
+    max_tokens: int
 
     @property
     def is_numeric(self) -> bool:
+        """A numeric raw column (float32 in `serving_default`), whatever its transform."""
         return self.type == NUMERIC
+
+    @property
+    def is_id(self) -> bool:
+        """One int64 id per row reaches the model: categorical, or bucketized numeric."""
+        return self.type == CATEGORICAL or bool(self.bucketize)
+
+    @property
+    def is_text(self) -> bool:
+        """[max_tokens] int64 token ids per row reach the model (-1 pads)."""
+        return self.type == TEXT
+
+    @property
+    def has_vocabulary(self) -> bool:
+        """Transform writes a vocabulary file for it (categorical without hashing, or text)."""
+        return self.type == TEXT or (self.type == CATEGORICAL and not self.hash_buckets)
 
     @property
     def transformed_name(self) -> str:
@@ -47,10 +74,17 @@ class FeatureSpec:
 
 @dataclasses.dataclass(frozen=True)
 class LabelSpec:
-    """The label column and its classes; a class's position in `classes` is its integer id."""
+    """The label column; for classification its classes, a class's position in `classes` being its id.
+
+    Binary labels are [negative, positive] (`positive_class` is the second); regression has no classes
+    and may `normalize` (z-score) the label for training.
+    """
 
     name: str
     classes: tuple[str, ...]
+    positive_class: Optional[str]
+    normalize: bool
+    class_weights: Any  # None, "auto" or {class name: weight}
 
     @property
     def transformed_name(self) -> str:
@@ -69,15 +103,43 @@ class ModelHparams:
     epochs: int
     early_stopping_patience: int
     seed: int
+    warm_start: bool
+
+
+@dataclasses.dataclass(frozen=True)
+class TuningSpec:
+    """The optional search of `trainer.tuning.tuner_fn` (see `pipeline.config.TuningConfig`)."""
+
+    algorithm: str
+    max_trials: int
+    epochs_per_trial: int
+    search_space: Mapping[str, tuple]
 
 
 @dataclasses.dataclass(frozen=True)
 class TrainerConfig:
     """Everything Transform and Trainer read from `custom_config`, in config order."""
 
+    task: str
     features: tuple[FeatureSpec, ...]
+    crosses: tuple[tuple[str, ...], ...]
+    cross_hash_buckets: int
     label: LabelSpec
     model: ModelHparams
+    tuning: Optional[TuningSpec]
+
+    @property
+    def cross_names(self) -> list[str]:
+        """Raw-style names of the crosses (`a_X_b`); their transformed keys add the usual suffix."""
+        return [cross_name(cross) for cross in self.crosses]
+
+    @property
+    def is_regression(self) -> bool:
+        return self.task == REGRESSION
+
+    @property
+    def is_binary(self) -> bool:
+        return self.task == BINARY
 
     @property
     def feature_names(self) -> list[str]:
@@ -93,6 +155,10 @@ class TrainerConfig:
         return [f for f in self.features if f.type == CATEGORICAL]
 
     @property
+    def vocabulary_features(self) -> list[FeatureSpec]:
+        return [f for f in self.features if f.has_vocabulary]
+
+    @property
     def num_classes(self) -> int:
         return len(self.label.classes)
 
@@ -102,6 +168,11 @@ class TrainerConfig:
             if spec.name == name:
                 return spec
         raise KeyError(f"feature {name!r} is not in the config; known: {self.feature_names}")
+
+
+def cross_name(features: tuple[str, ...] | list[str]) -> str:
+    """`a_X_b` for the cross of features a and b."""
+    return "_X_".join(features)
 
 
 def parse(custom_config: Optional[Mapping[str, Any]], consumer: str) -> TrainerConfig:
@@ -117,10 +188,16 @@ def parse(custom_config: Optional[Mapping[str, Any]], consumer: str) -> TrainerC
     features = section["features"]
     if not isinstance(features, (list, tuple)) or not features:
         raise TrainerConfigError(f"custom_config.features: expected a non-empty list, got {features!r}")
+    if section["task"] not in TASKS:
+        raise TrainerConfigError(f"custom_config.task: {section['task']!r} is not one of {list(TASKS)}")
     return TrainerConfig(
+        task=section["task"],
         features=tuple(_feature(f, f"custom_config.features[{i}]") for i, f in enumerate(features)),
+        crosses=tuple(tuple(str(name) for name in cross) for cross in section["crosses"]),
+        cross_hash_buckets=int(section["cross_hash_buckets"]),
         label=_label(section["label"]),
         model=_hparams(section["model"]),
+        tuning=_tuning(section["tuning"]),
     )
 
 
@@ -133,12 +210,24 @@ def _feature(raw: Any, where: str) -> FeatureSpec:
 
 def _label(raw: Any) -> LabelSpec:
     fields = _fields(raw, LabelSpec, "custom_config.label")
-    return LabelSpec(name=fields["name"], classes=tuple(str(c) for c in fields["classes"]))
+    positive = fields["positive_class"]
+    return LabelSpec(name=fields["name"], classes=tuple(str(c) for c in fields["classes"]),
+                     positive_class=None if positive is None else str(positive), normalize=bool(fields["normalize"]),
+                     class_weights=fields["class_weights"])
 
 
 def _hparams(raw: Any) -> ModelHparams:
     fields = _fields(raw, ModelHparams, "custom_config.model")
     return ModelHparams(**{**fields, "hidden_units": tuple(int(u) for u in fields["hidden_units"])})
+
+
+def _tuning(raw: Any) -> Optional[TuningSpec]:
+    if raw is None:
+        return None
+    fields = _fields(raw, TuningSpec, "custom_config.tuning")
+    space = {key: tuple(tuple(v) if isinstance(v, list) else v for v in values)
+             for key, values in fields["search_space"].items()}
+    return TuningSpec(**{**fields, "search_space": space})
 
 
 def _fields(raw: Any, cls: type, where: str) -> dict[str, Any]:

@@ -44,6 +44,7 @@ def test_first_run_pushes_a_blessed_model(first_run, workdir):
     assert {"island:Biscoe", "sex:female"} <= set(result.metrics), "sliced metrics by island and sex"
     assert any("/class_" in key for key in overall), "per-class precision/recall"
     assert result.blessed is True
+    assert result.infra_validation is not None and result.infra_validation.blessed, result.infra_validation
     versions = _versions(workdir / "serving_model")
     assert len(versions) == 1 and versions[0].isdigit()
     pushed = Path(result.pushed_path)

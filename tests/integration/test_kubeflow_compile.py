@@ -91,6 +91,26 @@ def test_submit_to_unreachable_host_fails_fast_and_clearly(compiled):
         kubeflow.submit(out / "a.json", host=f"http://127.0.0.1:{port}", timeout=2)
 
 
+def test_warm_start_and_infra_validation_compile_strictly_and_deterministically(tmp_path):
+    """The Trainer takes the latest blessed model; Pusher waits for the Docker-free InfraValidator."""
+    loaded = config.load(ROOT / "configs/penguin.yaml", check_data=False)
+    cfg = loaded.cfg.model_copy(update={
+        "model": loaded.cfg.model.model_copy(update={"warm_start": True}),
+        "serving": config.ServingConfig(latency_budget_ms=250.0)})
+    loaded = loaded.model_copy(update={"cfg": cfg})
+    jobs = [json.loads(kubeflow.compile_pipeline(loaded, tmp_path / f"{name}.json", pipeline_root=str(tmp_path))
+                       .read_text()) for name in ("a", "b")]
+    assert jobs[0] == jobs[1]
+    json_format.ParseDict(jobs[0], pipeline_spec_pb2.PipelineJob())
+    tasks = jobs[0]["pipelineSpec"]["root"]["dag"]["tasks"]
+    assert "InfraValidator" in tasks["Pusher"]["dependentTasks"]
+    assert "Evaluator" in tasks["Pusher"]["dependentTasks"]
+    assert any(t.startswith("latest_blessed_model_resolver") for t in tasks["Trainer"]["dependentTasks"])
+    assert "base_model" in tasks["Trainer"]["inputs"]["artifacts"]
+    parameters = tasks["InfraValidator"]["inputs"]["parameters"]
+    assert parameters["latency_budget_ms"]["runtimeValue"]["constantValue"]["doubleValue"] == 250.0
+
+
 # --- continuous training: spans as a runtime parameter, recurring runs -------------------------------------
 
 def _span_config(**data):

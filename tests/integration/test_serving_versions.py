@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from trainer import contract
+
 from tests.support.serving_fixtures import (
     CLASS_NAMES, PENGUIN_ROW, ModelStore, free_port, start_server, wait_for, write_corrupt_version,
 )
@@ -333,7 +335,10 @@ def test_warmup_records_are_replayed_and_a_failing_one_fails_the_load(store, bas
     server = start_server(model_name="penguin", model_base_path=str(base), file_system_poll_wait_seconds=0.2)
     url = _rest(server)
     try:
-        assert any("Finished reading 1 warmup records for penguin version 1" in r.getMessage() for r in caplog.records)
+        records = sum(1 for _ in tf.data.TFRecordDataset(str(base / "1" / contract.WARMUP_FILE)))
+        assert records >= 2, "the exporter writes a Predict and a Classify warm-up record"
+        assert any(f"Finished reading {records} warmup records for penguin version 1" in r.getMessage()
+                   for r in caplog.records)
         bad = predict_request([PENGUIN_ROW])
         bad.inputs["wings"].CopyFrom(tf.make_tensor_proto(np.array([2.0], np.float32)))
         staging = base / ".tmp-2"
@@ -400,3 +405,80 @@ def test_the_server_listens_only_where_it_is_told(store, base):
     # gRPC may bind a dual-stack socket: ::ffff:127.0.0.1 is the same loopback address.
     ips = {ipaddress.ip_address(address.ip) for address in listening}
     assert {getattr(ip, "ipv4_mapped", None) or ip for ip in ips} == {ipaddress.ip_address("127.0.0.1")}, listening
+
+
+@pytest.mark.parametrize("v1_loaded_before", [True, False], ids=["label-move", "load-then-label"])
+def test_rollback_by_label_under_load_with_zero_failed_requests(store, tmp_path, v1_loaded_before):
+    """v2 serves by label `stable`; `tfxpipe rollback` rewrites the config file; the polling server moves
+    the label to v1 while clients hammer `/labels/stable` over REST and gRPC: no request fails. Without
+    v1 loaded before (a config written by hand), the same reload loads v1, then moves the label."""
+    import grpc
+    from click.testing import CliRunner
+    from tensorflow_serving.apis import prediction_service_pb2_grpc
+
+    from pipeline.cli import main
+    from tests.support.serving_fixtures import predict_request
+
+    workdir = tmp_path / "runs" / "penguin"
+    base = workdir / "serving_model" / "penguin"
+    base.mkdir(parents=True)
+    store.push(base, 1, favoured_class=0)
+    store.push(base, 2, favoured_class=2)
+    common = ["--config", str(Path(__file__).resolve().parents[2] / "configs/penguin.yaml"), "--workdir", str(workdir)]
+    config = workdir / "serving_model" / "models.config"
+    if v1_loaded_before:
+        promoted = CliRunner().invoke(main, ["promote", *common])  # v2 stable, v1 kept loaded for a rollback
+        assert promoted.exit_code == 0, promoted.output
+    else:
+        _write_config(config, base, "specific { versions: 2 }", {"stable": 2})
+    server = start_server(model_config_file=str(config), model_config_file_poll_wait_seconds=0.2,
+                          file_system_poll_wait_seconds=0.2, allow_version_labels_for_unavailable_models=True)
+    url = _rest(server)
+    failures, answers, stop = [], [], threading.Event()
+
+    def rest_load():
+        import httpx
+
+        with httpx.Client(base_url=url, timeout=30) as client:
+            while not stop.is_set():
+                try:
+                    response = client.post("/v1/models/penguin/labels/stable:predict", json={"instances": [PENGUIN_ROW]})
+                    if response.status_code != 200:
+                        failures.append(response.text)
+                    else:
+                        answers.append(response.json()["predictions"][0]["predicted_class"])
+                except Exception as exc:  # noqa: BLE001 - every failure counts
+                    failures.append(repr(exc))
+
+    def grpc_load():
+        channel = grpc.insecure_channel(f"127.0.0.1:{server.grpc_port}")
+        stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
+        request = predict_request([PENGUIN_ROW], model_name="penguin")
+        request.model_spec.version_label = "stable"
+        while not stop.is_set():
+            try:
+                stub.Predict(request, timeout=30)
+            except grpc.RpcError as exc:
+                failures.append(f"grpc {exc.code()}: {exc.details()}")
+        channel.close()
+
+    threads = [threading.Thread(target=rest_load) for _ in range(4)] + [threading.Thread(target=grpc_load) for _ in range(2)]
+    try:
+        for thread in threads:
+            thread.start()
+        wait_for(lambda: len(answers) > 20, message="traffic on stable = v2")
+        assert set(answers) == {CLASS_NAMES[2]}
+        rolled = CliRunner().invoke(main, ["rollback", *common])
+        assert rolled.exit_code == 0, rolled.output
+        wait_for(lambda: answers[-1] == CLASS_NAMES[0], message="stable = v1 answering")
+        seen = len(answers)
+        wait_for(lambda: len(answers) > seen + 20, message="more traffic after the rollback")
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join(60)
+        statuses = _status(url)
+        server.stop()
+    assert failures == []
+    assert answers[-1] == CLASS_NAMES[0] and set(answers) == {CLASS_NAMES[0], CLASS_NAMES[2]}
+    assert statuses[1]["state"] == "AVAILABLE" and statuses[2]["state"] == "AVAILABLE"  # undoing it is a label move

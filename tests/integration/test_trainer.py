@@ -21,17 +21,25 @@ pytestmark = pytest.mark.slow
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 
-def _run_fn_with_two_logical_cpus(transform_graph_dir: str, examples_dir: str, out_dir: str, config_json: str):
+def _run_fn_with_two_logical_cpus(transform_graph_dir: str, examples_dir: str, out_dir: str, config_json: str,
+                                  base_model: str = ""):
     """Subprocess entry point: two logical CPUs, real artifacts -> FnArgs -> trainer.task.run_fn."""
     import tensorflow as tf
 
     cpu = tf.config.list_physical_devices("CPU")[0]
     tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
 
+    from trainer.task import run_fn
+
+    fn_args = _fn_args(transform_graph_dir, examples_dir, out_dir, config_json)
+    fn_args.base_model = base_model or None
+    run_fn(fn_args)
+
+
+def _fn_args(transform_graph_dir: str, examples_dir: str, out_dir: str, config_json: str):
+    """FnArgs as the Trainer/Tuner executors build them, from Examples/TransformGraph artifacts."""
     from tfx.components.trainer import fn_args_utils
     from tfx.types import artifact_utils, standard_artifacts, standard_component_specs as specs
-
-    from trainer.task import run_fn
 
     examples = standard_artifacts.Examples()
     examples.uri = examples_dir
@@ -45,18 +53,25 @@ def _run_fn_with_two_logical_cpus(transform_graph_dir: str, examples_dir: str, o
     )
     fn_args.serving_model_dir = str(Path(out_dir) / "serving_model")
     fn_args.model_run_dir = str(Path(out_dir) / "model_run")
-    run_fn(fn_args)
+    return fn_args
 
 
 @pytest.fixture(scope="module")
 def trained(penguin_transform_run, tmp_path_factory):
     """Runs run_fn once in a subprocess; returns (serving_model_dir, model_run_dir, config)."""
     out_dir = tmp_path_factory.mktemp("trainer")
+    _train_in_subprocess(penguin_transform_run, out_dir, penguin_transform_run.config)
+    return out_dir / "serving_model", out_dir / "model_run", penguin_transform_run.config
+
+
+def _train_in_subprocess(transform_run, out_dir: Path, config: dict, base_model: str = "") -> None:
+    """run_fn on two logical CPUs in a fresh process, writing under `out_dir`."""
     args = [
-        str(penguin_transform_run.transform_graph_dir),
-        str(penguin_transform_run.transformed_examples_dir),
+        str(transform_run.transform_graph_dir),
+        str(transform_run.transformed_examples_dir),
         str(out_dir),
-        json.dumps(penguin_transform_run.config),
+        json.dumps(config),
+        base_model,
     ]
     code = "import sys, test_trainer; test_trainer._run_fn_with_two_logical_cpus(*sys.argv[1:])"
     result = subprocess.run(
@@ -68,7 +83,6 @@ def trained(penguin_transform_run, tmp_path_factory):
         timeout=300,
     )
     assert result.returncode == 0, result.stderr[-5000:]
-    return out_dir / "serving_model", out_dir / "model_run", penguin_transform_run.config
 
 
 def _environ():
@@ -187,3 +201,63 @@ def test_warmup_requests_parse_and_run(loaded, trained):
     assert set(inputs) == {f["name"] for f in trained[2]["features"]}
     outputs = loaded.signatures[contract.SERVING_SIGNATURE](**{k: tf.constant(v) for k, v in inputs.items()})
     assert outputs[contract.SCORES].shape[0] == len(inputs["island"])
+
+
+def test_classification_and_transform_accept_numbers_as_int64_or_float(loaded):
+    """body_mass_g is INT in the curated schema, DT_FLOAT in serving_default's metadata: both must work."""
+    import tensorflow as tf
+
+    as_float = {k: float(v) if isinstance(v, int) else v for k, v in GENTOO.items()}
+    as_int = {**GENTOO, "bill_length_mm": 47}  # a FLOAT column sent as an int64
+    batch = tf.constant([_example(GENTOO), _example(as_float), _example(as_int)])
+    scores = loaded.signatures["classification"](inputs=batch)["scores"].numpy()
+    np.testing.assert_allclose(scores[0], scores[1], rtol=1e-6)
+    assert np.isfinite(scores).all()
+    transformed = loaded.signatures["transform_features"](examples=batch)
+    assert transformed["body_mass_g_xf"].numpy()[0] == transformed["body_mass_g_xf"].numpy()[1]
+
+
+def test_warmup_exercises_the_classify_api_too(trained):
+    import tensorflow as tf
+    from tensorflow_serving.apis import prediction_log_pb2
+
+    path = trained[0] / "assets.extra" / "tf_serving_warmup_requests"
+    records = [prediction_log_pb2.PredictionLog.FromString(r.numpy()) for r in tf.data.TFRecordDataset(str(path))]
+    kinds = [record.WhichOneof("log_type") for record in records]
+    assert kinds == ["predict_log", "classify_log"]
+    request = records[1].classify_log.request
+    assert request.model_spec.signature_name == "classification"
+    assert len(request.input.example_list.examples) == len(records[0].predict_log.request.inputs["island"].string_val)
+
+
+def test_tuner_fn_searches_on_the_transformed_data_and_run_fn_takes_its_best_values(penguin_transform_run, tmp_path):
+    """TFX's Tuner executor calls tuner.search(**fit_kwargs); the best values are what run_fn applies."""
+    from trainer import trainer_config, tuning
+
+    config = {**penguin_transform_run.config, "tuning": {
+        "algorithm": "random", "max_trials": 2, "epochs_per_trial": 1,
+        "search_space": {"hidden_units": [[4], [8, 4]], "learning_rate": [0.02]}}}
+    fn_args = _fn_args(str(penguin_transform_run.transform_graph_dir),
+                       str(penguin_transform_run.transformed_examples_dir), str(tmp_path), json.dumps(config))
+    result = tuning.tuner_fn(fn_args)
+    result.tuner.search(**result.fit_kwargs)
+    best = result.tuner.get_best_hyperparameters()[0]
+    assert best.values["hidden_units"] in ("4", "8,4") and best.values["learning_rate"] == 0.02
+    parsed = trainer_config.parse(config, "test")
+    assert tuning.tuned_hparams(parsed.model, best.values).hidden_units in ((4,), (8, 4))
+
+
+def test_warm_start_from_the_trained_model_begins_below_a_cold_start(trained, penguin_transform_run, tmp_path):
+    """Same data, same model, two replicas: the run seeded with the first run's weights starts where that
+    run ended."""
+    serving_dir, run_dir, config = trained
+    cold = json.loads((run_dir / "training_summary.json").read_text())
+    assert cold["warm_start"]["warm"] is False and cold["warm_start"]["cold_reason"] == "model.warm_start is false"
+    assert (serving_dir / "assets.extra" / "keras_layer_weights.npz").is_file(), "every export leaves a snapshot"
+    warm_config = {**config, "model": {**config["model"], "warm_start": True, "epochs": 2}}
+    _train_in_subprocess(penguin_transform_run, tmp_path, warm_config, base_model=str(serving_dir))
+    warm = json.loads((tmp_path / "model_run" / "training_summary.json").read_text())
+    assert warm["num_replicas"] == 2
+    assert warm["warm_start"]["warm"] is True and warm["warm_start"]["base_model"] == str(serving_dir)
+    assert {"hidden_0", "probabilities", "sex_embedding"} <= set(warm["warm_start"]["copied"])
+    assert warm["history"]["loss"][0] < 0.8 * cold["history"]["loss"][0], (warm["history"], cold["history"])

@@ -30,9 +30,13 @@ def start_run(store, run_id: str) -> int:
     return _context(store, "pipeline_run", run_id)
 
 
-def artifact(type_name: str, uri: str = "/nowhere", **custom: object) -> mlmd.Artifact:
+def artifact(type_name: str, uri: str = "/nowhere", properties: Optional[dict[str, int]] = None,
+             **custom: object) -> mlmd.Artifact:
+    """An artifact with custom properties, and integer `properties` its type declares (e.g. Examples' span)."""
     result = mlmd.Artifact(type_id=0, uri=uri, state=mlmd.Artifact.LIVE)
     result.type = type_name
+    for key, value in (properties or {}).items():
+        result.properties[key].int_value = value
     for key, value in custom.items():
         field = "int_value" if isinstance(value, int) else "string_value"
         setattr(result.custom_properties[key], field, value)
@@ -40,20 +44,29 @@ def artifact(type_name: str, uri: str = "/nowhere", **custom: object) -> mlmd.Ar
 
 
 def record(store, run: int, node: str, state: int = mlmd.Execution.COMPLETE,
-           outputs: Optional[dict[str, mlmd.Artifact]] = None) -> int:
-    """An execution of `node` in `run` with its outputs; returns the execution id."""
+           outputs: Optional[dict[str, mlmd.Artifact]] = None,
+           inputs: Optional[dict[str, mlmd.Artifact]] = None) -> int:
+    """An execution of `node` in `run` with its outputs (and inputs: artifacts already stored, by key);
+    returns the execution id."""
     execution_type = store.put_execution_type(mlmd.ExecutionType(name=f"tfx.components.{node}"))
     execution = mlmd.Execution(type_id=execution_type, last_known_state=state)
     contexts = [store.get_contexts_by_id([run])[0],
                 store.get_contexts_by_id([_context(store, "node", f"{PIPELINE}.{node}")])[0]]
     pairs = []
     for key, output in (outputs or {}).items():
-        output.type_id = store.put_artifact_type(mlmd.ArtifactType(name=output.type))
+        declared = {key: mlmd.INT for key in output.properties}
+        output.type_id = store.put_artifact_type(mlmd.ArtifactType(name=output.type, properties=declared),
+                                                 can_add_fields=True, can_omit_fields=True)
         output.ClearField("type")
         event = mlmd.Event(type=mlmd.Event.OUTPUT)
         event.path.steps.add().key = key
         event.path.steps.add().index = 0
         pairs.append((output, event))
+    for key, stored in (inputs or {}).items():
+        event = mlmd.Event(type=mlmd.Event.INPUT)
+        event.path.steps.add().key = key
+        event.path.steps.add().index = 0
+        pairs.append((stored, event))
     execution_id, _, _ = store.put_execution(execution, pairs, contexts)
     return execution_id
 

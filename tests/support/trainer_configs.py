@@ -14,15 +14,21 @@ PROJECT_ROOT = Path(__file__).resolve().parents[2]
 PENGUIN_CONFIG = PROJECT_ROOT / "configs" / "penguin.yaml"
 
 
-def trainer_config_dict(features: Sequence[Mapping[str, Any]], label: Mapping[str, Any], **model: Any) -> dict:
-    """The dict `PipelineConfig.trainer_config()` would write for these features, label and hparams."""
-    from pipeline.config import FeatureConfig, LabelConfig, ModelConfig
+def trainer_config_dict(features: Sequence[Mapping[str, Any]], label: Mapping[str, Any], task: str | None = None,
+                        crosses: Sequence[Sequence[str]] = (), cross_hash_buckets: int | None = None,
+                        **model: Any) -> dict:
+    """The dict `PipelineConfig.trainer_config()` writes for these features, label, task and hparams
+    (the task inferred from the label when not given, as a YAML config would)."""
+    from pipeline.config import PipelineConfig
 
-    return {
-        "features": [FeatureConfig(**spec).model_dump() for spec in features],
-        "label": LabelConfig(**label).model_dump(),
-        "model": ModelConfig(**model).model_dump(),
+    raw = {
+        "pipeline_name": "test", "model_name": "test", "data": {"path": "unused"}, "task": task,
+        "features": [dict(spec) for spec in features], "label": dict(label), "model": model,
+        "crosses": [list(cross) for cross in crosses],
     }
+    if cross_hash_buckets is not None:
+        raw["cross_hash_buckets"] = cross_hash_buckets
+    return PipelineConfig.model_validate(raw).trainer_config()
 
 
 def penguin_loaded_config(features: Mapping[str, Mapping[str, Any]] | None = None, **model: Any):

@@ -6,6 +6,7 @@ import pytest
 import yaml
 
 from pipeline import config
+from pipeline.uris import is_remote
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -28,12 +29,12 @@ def _edit(project: Path, change) -> Path:
     return path
 
 
-@pytest.mark.parametrize("name", ["penguin", "wine"])
+@pytest.mark.parametrize("name", ["penguin", "wine", "breast_cancer", "diabetes"])
 def test_bundled_configs_load(name):
     loaded = config.load(ROOT / f"configs/{name}.yaml")
     assert loaded.name == name
     assert Path(loaded.data_path).is_dir()
-    assert loaded.cfg.label.classes
+    assert loaded.cfg.label.classes or loaded.cfg.task == "regression"
 
 
 def test_paths_resolve_against_project_root(project):
@@ -45,7 +46,9 @@ def test_paths_resolve_against_project_root(project):
 def test_trainer_config_is_plain_data(project):
     trainer_config = config.load(project / "configs/penguin.yaml").cfg.trainer_config()
     assert yaml.safe_load(yaml.safe_dump(trainer_config)) == trainer_config
-    assert trainer_config["label"] == {"name": "species", "classes": ["Adelie", "Chinstrap", "Gentoo"]}
+    assert trainer_config["task"] == "multiclass" and trainer_config["tuning"] is None
+    assert trainer_config["label"] == {"name": "species", "classes": ["Adelie", "Chinstrap", "Gentoo"],
+                                       "positive_class": None, "normalize": False, "class_weights": None}
     assert {f["name"] for f in trainer_config["features"]} >= {"island", "body_mass_g"}
 
 
@@ -78,7 +81,7 @@ def test_missing_data_directory_and_override(project, tmp_path):
 def test_remote_data_path_is_taken_as_is(project):
     loaded = config.load(project / "configs/penguin.yaml", data="gs://bucket/penguins")
     assert loaded.data_path == "gs://bucket/penguins"
-    assert config.is_remote(loaded.data_path) and not config.is_remote(str(project / "data"))
+    assert is_remote(loaded.data_path) and not is_remote(str(project / "data"))
 
 
 def test_missing_schema_file(project):
@@ -109,3 +112,96 @@ def test_bad_yaml(project):
 def test_semantic_errors(project, change, message):
     with pytest.raises(config.ConfigError, match=message):
         config.load(_edit(project, change))
+
+
+# --- task: inferred from the label, or explicit; the label and thresholds must fit it -------------------
+
+def _task_config(label: dict, task=None, thresholds=None) -> config.PipelineConfig:
+    raw = {"pipeline_name": "t", "model_name": "t", "data": {"path": "x"}, "features": [{"name": "a", "type": "numeric"}],
+           "label": label}
+    if task:
+        raw["task"] = task
+    if thresholds is not None:
+        raw["evaluation"] = {"thresholds": thresholds}
+    return config.PipelineConfig.model_validate(raw)
+
+
+@pytest.mark.parametrize("label, task", [
+    ({"name": "y", "classes": ["a", "b", "c"]}, "multiclass"),
+    ({"name": "y", "classes": ["no", "yes"]}, "binary"),
+    ({"name": "y", "positive_class": "churned"}, "binary"),
+    ({"name": "y", "type": "numeric"}, "regression"),
+    ({"name": "y"}, "regression"),
+])
+def test_task_is_inferred_from_the_label(label, task):
+    assert _task_config(label).task == task
+
+
+def test_zero_one_labels_may_be_written_as_numbers():
+    label = _task_config({"name": "y", "positive_class": 1, "class_weights": {0: 1.0, 1: 3.0}}).label
+    assert (label.classes, label.positive_class, label.class_weights) == (["0", "1"], "1", {"0": 1.0, "1": 3.0})
+
+
+def test_binary_label_is_negative_then_positive():
+    assert _task_config({"name": "y", "classes": ["yes", "no"], "positive_class": "yes"}).label.classes == ["no", "yes"]
+    assert _task_config({"name": "y", "classes": ["no", "yes"]}).label.positive_class == "yes"
+    zero_one = _task_config({"name": "y"}, task="binary").label
+    assert (zero_one.classes, zero_one.positive_class) == (["0", "1"], "1")
+    only_positive = _task_config({"name": "y", "positive_class": "fraud"}).label
+    assert only_positive.classes == ["not_fraud", "fraud"]
+
+
+def test_each_task_gets_default_thresholds_it_can_compute():
+    assert set(_task_config({"name": "y", "classes": ["a", "b", "c"]}).evaluation.thresholds) == {"sparse_categorical_accuracy"}
+    assert set(_task_config({"name": "y", "classes": ["a", "b"]}).evaluation.thresholds) == {"auc"}
+    assert _task_config({"name": "y", "type": "numeric"}).evaluation.thresholds == {}
+    rmse = _task_config({"name": "y"}, thresholds={"root_mean_squared_error": {"upper_bound": 60}})
+    assert rmse.evaluation.thresholds["root_mean_squared_error"].upper_bound == 60
+    assert rmse.trainer_config()["task"] == "regression"
+
+
+@pytest.mark.parametrize("label, task, thresholds, message", [
+    ({"name": "y", "classes": ["a", "b"]}, "multiclass", None, "multiclass needs label.classes with 3 or more"),
+    ({"name": "y", "classes": ["a", "b", "c"]}, "binary", None, "binary needs exactly two label.classes"),
+    ({"name": "y", "classes": ["a", "b"], "positive_class": "c"}, None, None, "positive_class 'c' is not one of"),
+    ({"name": "y", "classes": ["a", "b", "c"]}, "regression", None, "regression predicts a number"),
+    ({"name": "y", "classes": ["a", "b"], "normalize": True}, None, None, "normalize applies to task regression"),
+    ({"name": "y"}, None, {"auc": {"lower_bound": 0.8}},
+     r"unknown metrics \['auc'\] for task regression; choose from \['mean_squared_error'"),
+    ({"name": "y", "classes": ["a", "b"]}, None, {"sparse_categorical_accuracy": {"lower_bound": 0.8}},
+     r"for task binary; choose from \['binary_accuracy', 'auc', 'auc_precision_recall'\]"),
+])
+def test_label_and_thresholds_must_fit_the_task(label, task, thresholds, message):
+    with pytest.raises(ValueError, match=message):
+        _task_config(label, task=task, thresholds=thresholds)
+
+
+# --- feature options, crosses and class weights fit their kinds --------------------------------------
+
+@pytest.mark.parametrize("feature, message", [
+    ({"name": "a", "type": "numeric", "hash_buckets": 10}, "top_k/embedding_dim/hash_buckets apply to categorical"),
+    ({"name": "a", "type": "categorical", "log": True}, "normalize/log/bucketize apply to numeric features only"),
+    ({"name": "a", "type": "text", "hash_buckets": 10}, "hash_buckets applies to categorical features only"),
+    ({"name": "a", "type": "categorical", "hash_buckets": 10, "top_k": 5}, "hash_buckets replaces the vocabulary"),
+    ({"name": "a", "type": "numeric", "max_tokens": 8}, "max_tokens applies to text features only"),
+    ({"name": "a", "type": "numeric", "bucketize": 4, "normalize": "none"}, "bucketize replaces normalize"),
+])
+def test_feature_options_must_fit_the_feature_type(feature, message):
+    with pytest.raises(ValueError, match=message):
+        config.FeatureConfig(**feature)
+
+
+def test_crosses_and_class_weights_are_checked_against_features_and_classes():
+    raw = {"pipeline_name": "t", "model_name": "t", "data": {"path": "x"},
+           "features": [{"name": "a", "type": "categorical"}, {"name": "b", "type": "numeric", "bucketize": 3},
+                        {"name": "c", "type": "numeric"}],
+           "label": {"name": "y", "classes": ["no", "yes"], "class_weights": {"yes": 4.0}}, "crosses": [["a", "b"]]}
+    cfg = config.PipelineConfig.model_validate(raw)
+    assert cfg.trainer_config()["crosses"] == [["a", "b"]]
+    assert cfg.trainer_config()["label"]["class_weights"] == {"yes": 4.0}
+    with pytest.raises(ValueError, match=r"crosses: \['a', 'c'\] must name two or more categorical or bucketized"):
+        config.PipelineConfig.model_validate({**raw, "crosses": [["a", "c"]]})
+    with pytest.raises(ValueError, match=r"class_weights names unknown classes \['maybe'\]"):
+        config.PipelineConfig.model_validate({**raw, "label": {**raw["label"], "class_weights": {"maybe": 2}}})
+    with pytest.raises(ValueError, match="class_weights applies to classification tasks only"):
+        config.PipelineConfig.model_validate({**raw, "label": {"name": "y", "type": "numeric", "class_weights": "auto"}})

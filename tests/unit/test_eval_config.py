@@ -96,8 +96,10 @@ _RULE = {"slice": ["island"], "metric": "sparse_categorical_accuracy", "lower_bo
 
 
 @pytest.mark.parametrize("change, message", [
+    (lambda e: e.update(slice_thresholds=[{**_RULE, "metric": "accuracy_score"}]),
+     r"evaluation\.slice_thresholds\.0\.metric: .*unknown metric 'accuracy_score'"),
     (lambda e: e.update(slice_thresholds=[{**_RULE, "metric": "auc"}]),
-     r"evaluation\.slice_thresholds\.0\.metric: .*unknown metric 'auc'"),
+     r"evaluation\.slice_thresholds: unknown metrics \['auc'\] for task multiclass"),
     (lambda e: e.update(slice_thresholds=[{k: v for k, v in _RULE.items() if k != "min_examples"}]),
      r"evaluation\.slice_thresholds\.0\.min_examples: required key is missing"),
     (lambda e: e.update(slice_thresholds=[{**_RULE, "slice": ["colour"]}]),
@@ -119,3 +121,38 @@ def test_evaluation_mistakes_are_config_errors(tmp_path, change, message):
 def test_slice_threshold_alone_can_bless(tmp_path):
     loaded = _load_with(tmp_path, lambda e: e.update(thresholds={}, slice_thresholds=[_RULE]))
     assert loaded.cfg.evaluation.sliced_by() == [["island"], ["sex"]], "a slice already listed is not added twice"
+
+
+def _task_cfg(label, thresholds):
+    cfg = config.load(ROOT / "configs/penguin.yaml").cfg
+    raw = cfg.model_dump(exclude={"task"})
+    raw.update(label=label, evaluation={"thresholds": thresholds})
+    return config.PipelineConfig.model_validate(raw)
+
+
+def test_binary_reads_the_positive_class_score_of_the_classify_signature():
+    result = eval_config(_task_cfg({"name": "species", "classes": ["Adelie", "Gentoo"]},
+                                   {"auc": {"lower_bound": 0.9, "max_decrease": 0.02}}))
+    spec = result.model_specs[0]
+    assert (spec.signature_name, spec.prediction_key, spec.label_key) == ("classification", "scores", "species_xf")
+    binarized = next(s for s in result.metrics_specs if s.HasField("binarize"))
+    assert list(binarized.binarize.class_ids.values) == [1]
+    names = {m.class_name for m in binarized.metrics}
+    assert {"AUC", "AUCPrecisionRecall", "BinaryAccuracy", "Precision", "Recall"} <= names
+    [([], threshold)] = _gates(result, "AUC")
+    assert threshold.value_threshold.lower_bound.value == 0.9
+    assert threshold.change_threshold.direction == tfma.MetricDirection.HIGHER_IS_BETTER
+
+
+def test_regression_reads_the_regress_signature_and_lower_errors_are_better():
+    result = eval_config(_task_cfg({"name": "body_mass_g_target", "type": "numeric"},
+                                   {"root_mean_squared_error": {"upper_bound": 500, "max_decrease": 10}}))
+    spec = result.model_specs[0]
+    assert (spec.signature_name, spec.prediction_key) == ("regression", "outputs")
+    assert not any(s.HasField("binarize") for s in result.metrics_specs)
+    names = {m.class_name for s in result.metrics_specs for m in s.metrics}
+    assert {"MeanSquaredError", "RootMeanSquaredError", "MeanAbsoluteError", "ExampleCount"} <= names
+    [([], threshold)] = _gates(result, "RootMeanSquaredError")
+    assert threshold.value_threshold.upper_bound.value == 500
+    assert threshold.change_threshold.direction == tfma.MetricDirection.LOWER_IS_BETTER
+    assert threshold.change_threshold.absolute.value == pytest.approx(10)

@@ -83,8 +83,8 @@ def test_no_defaults_of_its_own_a_missing_key_is_named():
 def test_unknown_key_and_type_are_named():
     with pytest.raises(trainer_config.TrainerConfigError, match=r"unknown keys \['colour'\]"):
         trainer_config.parse({**CONFIG, "label": {**CONFIG["label"], "colour": "red"}}, "test")
-    bad_type = {**CONFIG, "features": [{**CONFIG["features"][0], "type": "text"}]}
-    with pytest.raises(trainer_config.TrainerConfigError, match="type: 'text'"):
+    bad_type = {**CONFIG, "features": [{**CONFIG["features"][0], "type": "image"}]}
+    with pytest.raises(trainer_config.TrainerConfigError, match="type: 'image'"):
         trainer_config.parse(bad_type, "test")
 
 

@@ -71,3 +71,41 @@ def test_categorical_depth_counts_oov_buckets_and_names_missing_sizes():
     assert categorical_depth(FEATURES[2], VOCABULARY_SIZES) == 6
     with pytest.raises(KeyError, match="colour"):
         categorical_depth(FEATURES[1], {})
+
+
+def _binary_batch(rows: int = 128, seed: int = 1):
+    """Positive iff size > 0."""
+    rng = np.random.default_rng(seed)
+    size = rng.normal(0, 1, rows).astype(np.float32)
+    batch = {"size_xf": size, "colour_xf": rng.integers(0, 3, rows), "shape_xf": rng.integers(0, 6, rows)}
+    return batch, (size > 0).astype(np.int64)
+
+
+def test_binary_head_is_one_sigmoid_unit_with_auc_metrics():
+    model = build_model(FEATURES, VOCABULARY_SIZES, HPARAMS, num_classes=2, task="binary")
+    batch, labels = _binary_batch()
+    probabilities = np.asarray(model(batch, training=False))
+    assert probabilities.shape == (128, 1) and ((probabilities > 0) & (probabilities < 1)).all()
+    history = model.fit(batch, labels, batch_size=32, epochs=10, verbose=0)
+    assert {"binary_accuracy", "auc", "auc_precision_recall"} <= set(history.history)
+    assert history.history["auc"][-1] > 0.9
+
+
+def test_regression_head_predicts_in_label_units_when_normalised():
+    rng = np.random.default_rng(2)
+    batch, _ = _binary_batch(rows=256)
+    target = (150.0 + 70.0 * batch["size_xf"]).astype(np.float32)  # the label's units: mean 150, std 70
+    model = build_model(FEATURES, VOCABULARY_SIZES, HPARAMS, num_classes=0, task="regression",
+                        label_moments=(150.0, 70.0))
+    before = np.asarray(model(batch, training=False))[:, 0]
+    assert abs(before.mean() - 150.0) < 70.0, "an untrained normalised head starts near the label's mean"
+    history = model.fit(batch, target, batch_size=32, epochs=30, verbose=0)
+    assert {"mean_squared_error", "root_mean_squared_error", "mean_absolute_error"} <= set(history.history)
+    assert history.history["root_mean_squared_error"][-1] < 0.5 * history.history["root_mean_squared_error"][0]
+    assert model.get_layer("label_units").scale == pytest.approx(70.0)
+    del rng
+
+
+def test_unknown_task_is_refused():
+    with pytest.raises(ValueError, match="unknown task"):
+        build_model(FEATURES, VOCABULARY_SIZES, HPARAMS, num_classes=3, task="ranking")

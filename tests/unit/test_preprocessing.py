@@ -139,3 +139,33 @@ def test_label_ids_follow_configured_class_order(transformed):
 def test_missing_custom_config_is_a_clear_error():
     with pytest.raises(ValueError, match="custom_config"):
         preprocessing_fn({}, None)
+
+
+def _label_config(label):
+    from trainer import trainer_config
+
+    return trainer_config.parse(trainer_config_dict(features=[{"name": "length", "type": "numeric"}], label=label), "t")
+
+
+def _with_missing_second_row(values, dtype):
+    """A varlen column of three rows whose second row has no value (an empty CSV cell)."""
+    return tf.SparseTensor(indices=[[0, 0], [2, 0]], values=tf.constant(values, dtype), dense_shape=[3, 1])
+
+
+def test_binary_label_is_one_for_the_positive_class_and_minus_one_when_missing():
+    from trainer.preprocessing import transform_label
+
+    config = _label_config({"name": "diagnosis", "classes": ["malignant", "benign"], "positive_class": "malignant"})
+    ids = transform_label(_with_missing_second_row(["malignant", "benign"], tf.string), config)
+    assert ids.dtype == tf.int64 and ids.numpy().tolist() == [1, -1, 0]
+    zero_one = _label_config({"name": "churned", "positive_class": "1"})
+    assert transform_label(tf.constant([[1], [0]], tf.int64), zero_one).numpy().tolist() == [1, 0]
+
+
+def test_regression_label_is_float_in_its_own_units_and_nan_when_missing():
+    from trainer.preprocessing import transform_label
+
+    config = _label_config({"name": "progression", "type": "numeric", "normalize": True})
+    values = transform_label(_with_missing_second_row([151, 75], tf.int64), config).numpy()
+    assert values.dtype == np.float32
+    assert values[0] == 151.0 and math.isnan(values[1]) and values[2] == 75.0

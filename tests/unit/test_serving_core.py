@@ -279,6 +279,28 @@ def test_registry_resolution_errors_and_labels(tmp_path):
     registry.stop()
 
 
+def test_a_reload_loads_a_version_then_moves_the_label_onto_it_then_unloads(tmp_path):
+    """TF Serving's reload order: a label may name a version the same reload adds to the policy, and the
+    version a label leaves is unloaded only after the label has moved (no request finds neither)."""
+    for version in (1, 2):
+        _version(tmp_path, version)
+    seen = []
+
+    class RecordingLoader(FakeLoader):
+        def __call__(self, name, version, path):
+            seen.append(("load", version, registry.labels("m")))
+            return super().__call__(name, version, path)
+
+    registry = ModelRegistry(RecordingLoader(), poll_wait_seconds=-1)
+    registry.apply_config([ModelConfig("m", str(tmp_path), VersionPolicy("specific", versions=(2,)))])
+    registry.apply_config([ModelConfig("m", str(tmp_path), VersionPolicy("specific", versions=(2,)), {"stable": 2})])
+    registry.apply_config([ModelConfig("m", str(tmp_path), VersionPolicy("specific", versions=(1,)), {"stable": 1})])
+    assert seen == [("load", 2, {}), ("load", 1, {"stable": 2})]
+    assert registry.resolve("m", label="stable") == "m:1"
+    assert registry.status("m", 2)[0].state == END
+    registry.stop()
+
+
 def test_model_without_any_loadable_version_fails_to_become_available(tmp_path):
     _version(tmp_path, 1, good=False)
     registry = ModelRegistry(FakeLoader(), poll_wait_seconds=-1, load_timeout_seconds=5)
