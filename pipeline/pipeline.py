@@ -50,7 +50,7 @@ class PipelinePaths:
     schema_path: Optional[str] = None
     metadata_path: Optional[str] = None
     #: With `{SPAN}` in data_path: the span to ingest (local runs decide it), or a RuntimeParameter holding
-    #: ExampleGen's RangeConfig as JSON (Kubeflow: the scheduler passes it; empty means the latest span).
+    #: ExampleGen's RangeConfig as JSON (Kubeflow: the scheduler passes it; by default the latest span).
     span: Union[None, int, "tfx.dsl.experimental.RuntimeParameter"] = None
     #: Request logs (PredictionLog TFRecords) to compare with the training data (validation.serving_logs).
     serving_logs: Optional[str] = None
