@@ -105,7 +105,12 @@ class Servable:
             # ParseExample's "Could not parse example input, value: '...'": the request's inputs were at fault.
             raise errors.invalid_argument(bytes(exc.object).decode("utf-8", "replace")) from exc
         except Exception as exc:  # noqa: BLE001 - TF raises many types; callers get a status
-            raise errors.from_exception(exc) from exc
+            error = errors.from_exception(exc)
+            if error.code == errors.Code.DATA_LOSS:
+                # A loaded model loses no data of its own while running: the request's serialized protos
+                # were corrupt (decode_proto says DATA_LOSS where parse_example says INVALID_ARGUMENT).
+                raise errors.invalid_argument(f"Could not parse example input: {error.message}") from exc
+            raise error from exc
         wanted = output_filter or outputs.keys()
         return {alias: outputs[alias].numpy() for alias in wanted}
 
