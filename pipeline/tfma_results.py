@@ -35,6 +35,8 @@ def metrics_for_slice_class() -> Any:
         if not location:  # the file moved: the public (TensorFlow-importing) path still works
             from tensorflow_model_analysis.proto import metrics_for_slice_pb2 as module
         else:
+            from google.protobuf import wrappers_pb2  # noqa: F401 - the file's dependency must be in the pool
+
             spec = importlib.util.spec_from_file_location(_MODULE, location)
             module = importlib.util.module_from_spec(spec)
             spec.loader.exec_module(module)
