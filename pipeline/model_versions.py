@@ -22,8 +22,6 @@ from pipeline.blessing import read_decision
 from serving import version_labels
 from serving.version_manager import list_versions
 
-_INPUT_EVENTS = (metadata_store_pb2.Event.INPUT, metadata_store_pb2.Event.DECLARED_INPUT)
-_OUTPUT_EVENTS = (metadata_store_pb2.Event.OUTPUT, metadata_store_pb2.Event.DECLARED_OUTPUT)
 #: How many executions upstream of a pushed model to look for the Examples it was trained on
 #: (Trainer <- Transform <- ExampleGen, with room for a resolver or a gate in between).
 _LINEAGE_DEPTH = 6
@@ -165,25 +163,22 @@ def _lineage(store, pushed: metadata_store_pb2.Artifact) -> dict[str, Any]:
 
 
 def _producer(store, artifact_id: int) -> Optional[int]:
-    events = [e for e in store.get_events_by_artifact_ids([artifact_id]) if e.type in _OUTPUT_EVENTS]
+    from pipeline.run_outcome import OUTPUT_EVENTS
+
+    events = [e for e in store.get_events_by_artifact_ids([artifact_id]) if e.type in OUTPUT_EVENTS]
     return events[0].execution_id if events else None
 
 
-def _keyed(store, execution_id: int, types) -> dict[str, list[metadata_store_pb2.Artifact]]:
-    events = [e for e in store.get_events_by_execution_ids([execution_id]) if e.type in types]
-    artifacts = {a.id: a for a in store.get_artifacts_by_id([e.artifact_id for e in events])}
-    keyed: dict[str, list[metadata_store_pb2.Artifact]] = {}
-    for event in events:
-        keyed.setdefault(event.path.steps[0].key if event.path.steps else "", []).append(artifacts[event.artifact_id])
-    return keyed
-
-
 def _inputs(store, execution_id: int) -> dict[str, list[metadata_store_pb2.Artifact]]:
-    return _keyed(store, execution_id, _INPUT_EVENTS)
+    from pipeline.run_outcome import INPUT_EVENTS, execution_artifacts
+
+    return execution_artifacts(store, execution_id, INPUT_EVENTS)
 
 
 def _outputs(store, execution_id: int) -> dict[str, list[metadata_store_pb2.Artifact]]:
-    return _keyed(store, execution_id, _OUTPUT_EVENTS)
+    from pipeline.run_outcome import execution_artifacts
+
+    return execution_artifacts(store, execution_id)
 
 
 def _spans(store, model: metadata_store_pb2.Artifact) -> tuple[int, ...]:

@@ -17,9 +17,8 @@ from ml_metadata.proto import metadata_store_pb2
 
 from components import validation_report
 from pipeline.config import ConfigError, LoadedConfig
-from pipeline.run_outcome import artifact_span, open_store
+from pipeline.run_outcome import OUTPUT_EVENTS, artifact_span, open_store
 
-_OUTPUT_EVENTS = (metadata_store_pb2.Event.OUTPUT, metadata_store_pb2.Event.DECLARED_OUTPUT)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -44,7 +43,7 @@ def latest_output(metadata_path: Path, node_suffix: str, key: str) -> Optional[m
     contexts = [c for c in store.get_contexts_by_type("node") if c.name.endswith(node_suffix)]
     executions = [e.id for c in contexts for e in store.get_executions_by_context(c.id)]
     events = [e for e in store.get_events_by_execution_ids(executions)
-              if e.type in _OUTPUT_EVENTS and e.path.steps and e.path.steps[0].key == key]
+              if e.type in OUTPUT_EVENTS and e.path.steps and e.path.steps[0].key == key]
     artifacts = [a for a in store.get_artifacts_by_id(sorted({e.artifact_id for e in events}))
                  if a.state == metadata_store_pb2.Artifact.LIVE]
     return max(artifacts, key=lambda a: a.id, default=None)

@@ -33,7 +33,8 @@ _STATE_NAMES = {
 UNSUCCESSFUL_STATES = ("failed", "running", "canceled")
 #: The component that records the data validation verdict, and its output (see components/data_validation_gate.py).
 GATE_NODE, VERDICT_OUTPUT = "DataValidationGate", "verdict"
-_OUTPUT_EVENTS = (metadata_store_pb2.Event.OUTPUT, metadata_store_pb2.Event.DECLARED_OUTPUT)
+INPUT_EVENTS = (metadata_store_pb2.Event.INPUT, metadata_store_pb2.Event.DECLARED_INPUT)
+OUTPUT_EVENTS = (metadata_store_pb2.Event.OUTPUT, metadata_store_pb2.Event.DECLARED_OUTPUT)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -139,14 +140,19 @@ def execution_seconds(execution: metadata_store_pb2.Execution) -> float:
     return (execution.last_update_time_since_epoch - execution.create_time_since_epoch) / 1000
 
 
-def execution_outputs(store: metadata_store.MetadataStore, execution_id: int) -> dict[str, list[metadata_store_pb2.Artifact]]:
-    events = [e for e in store.get_events_by_execution_ids([execution_id]) if e.type in _OUTPUT_EVENTS]
+def execution_artifacts(store: metadata_store.MetadataStore, execution_id: int,
+                        event_types: tuple = OUTPUT_EVENTS) -> dict[str, list[metadata_store_pb2.Artifact]]:
+    """An execution's artifacts by key (outputs by default; pass INPUT_EVENTS for its inputs)."""
+    events = [e for e in store.get_events_by_execution_ids([execution_id]) if e.type in event_types]
     artifacts = {a.id: a for a in store.get_artifacts_by_id([e.artifact_id for e in events])}
-    outputs: dict[str, list[metadata_store_pb2.Artifact]] = {}
+    keyed: dict[str, list[metadata_store_pb2.Artifact]] = {}
     for event in events:
-        key = event.path.steps[0].key if event.path.steps else ""
-        outputs.setdefault(key, []).append(artifacts[event.artifact_id])
-    return outputs
+        keyed.setdefault(event.path.steps[0].key if event.path.steps else "", []).append(artifacts[event.artifact_id])
+    return keyed
+
+
+def execution_outputs(store: metadata_store.MetadataStore, execution_id: int) -> dict[str, list[metadata_store_pb2.Artifact]]:
+    return execution_artifacts(store, execution_id)
 
 
 def latest_run_components(store: metadata_store.MetadataStore) -> list[ComponentRun]:
