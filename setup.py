@@ -17,7 +17,8 @@ setup(
     include_package_data=True,
     # The REST API's description, and the kustomize tree `tfxpipe deploy` renders, so that it works from an
     # installed wheel too (no MANIFEST.in to pick them up).
-    package_data={"serving": ["openapi.yaml", "k8s/**/*.yaml", "k8s/**/*.config"]},
+    package_data={"serving": ["openapi.yaml", "k8s/**/*.yaml", "k8s/**/*.config"],
+                  "pipeline": ["templates/*.j2"]},  # the HTML run report's template
     install_requires=[
         "tfx[kfp]>=1.16,<1.22; python_version < '3.12'",
         "tfx>=1.16,<1.22; python_version >= '3.12'",
@@ -28,6 +29,8 @@ setup(
         "PyYAML",
         "click>=8",
         "rich",
+        "Jinja2",  # the HTML run report
+        "matplotlib",  # its charts (SVG, no GUI backend)
         "starlette",
         "uvicorn",
         "httpx",

@@ -163,10 +163,9 @@ def _lineage(store, pushed: metadata_store_pb2.Artifact) -> dict[str, Any]:
 
 
 def _producer(store, artifact_id: int) -> Optional[int]:
-    from pipeline.run_outcome import OUTPUT_EVENTS
+    from pipeline.run_outcome import producer_execution
 
-    events = [e for e in store.get_events_by_artifact_ids([artifact_id]) if e.type in OUTPUT_EVENTS]
-    return events[0].execution_id if events else None
+    return producer_execution(store, artifact_id)
 
 
 def _inputs(store, execution_id: int) -> dict[str, list[metadata_store_pb2.Artifact]]:

@@ -43,6 +43,8 @@ class ComponentRun:
     state: str
     seconds: float
     outputs: dict[str, list[metadata_store_pb2.Artifact]]
+    #: The execution as stored (its id, times and the component's execution properties).
+    execution: Optional[metadata_store_pb2.Execution] = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -95,6 +97,10 @@ class RunResult:
     recovered: list[str] = dataclasses.field(default_factory=list)
     #: The span ExampleGen ingested (its Examples artifact's `span`); None when data.path has no {SPAN}.
     span: Optional[int] = None
+    #: The run's id in ML Metadata (its `pipeline_run` context's name), as `tfxpipe runs` lists it.
+    run_id: Optional[str] = None
+    #: The HTML report written for this run, when one was.
+    report_path: Optional[Path] = None
 
     @property
     def data_rejected(self) -> bool:
@@ -151,14 +157,20 @@ def execution_artifacts(store: metadata_store.MetadataStore, execution_id: int,
     return keyed
 
 
+def producer_execution(store: metadata_store.MetadataStore, artifact_id: int) -> Optional[int]:
+    """The id of the execution that output an artifact (the first, when a cached run output it again)."""
+    events = [e for e in store.get_events_by_artifact_ids([artifact_id]) if e.type in OUTPUT_EVENTS]
+    return min(e.execution_id for e in events) if events else None
+
+
+def run_of(store: metadata_store.MetadataStore, execution_id: int) -> Optional[str]:
+    """The id of the pipeline run an execution belongs to."""
+    run_type = store.get_context_type("pipeline_run")
+    return next((c.name for c in store.get_contexts_by_execution(execution_id) if c.type_id == run_type.id), None)
+
+
 def execution_outputs(store: metadata_store.MetadataStore, execution_id: int) -> dict[str, list[metadata_store_pb2.Artifact]]:
     return execution_artifacts(store, execution_id)
-
-
-def latest_run_components(store: metadata_store.MetadataStore) -> list[ComponentRun]:
-    """Executions of the most recent pipeline run, in execution order."""
-    runs = run_contexts(store)
-    return run_components(store, runs[-1]) if runs else []
 
 
 def run_components(store: metadata_store.MetadataStore, run: metadata_store_pb2.Context) -> list[ComponentRun]:
@@ -167,7 +179,7 @@ def run_components(store: metadata_store.MetadataStore, run: metadata_store_pb2.
     for execution in sorted(store.get_executions_by_context(run.id), key=lambda e: e.id):
         node = node_id(store, execution)
         results.append(ComponentRun(node, component_state(execution, node), execution_seconds(execution),
-                                    execution_outputs(store, execution.id)))
+                                    execution_outputs(store, execution.id), execution))
     return results
 
 
@@ -241,6 +253,21 @@ DECISION_READERS: tuple[Callable[[RunResult], None], ...] = (
     _read_span, _read_data_validation, _read_evaluation, _read_infra_validation, _read_push)
 
 
+class UnknownRun(LookupError):
+    """A run id that the metadata store does not hold."""
+
+
+def find_run(store: metadata_store.MetadataStore, run_id: Optional[str] = None) -> Optional[metadata_store_pb2.Context]:
+    """The `pipeline_run` context named `run_id`, or the latest run (None: the store has no run yet)."""
+    runs = run_contexts(store)
+    if run_id is None:
+        return runs[-1] if runs else None
+    for run in runs:
+        if run.name == run_id:
+            return run
+    raise UnknownRun(f"no run {run_id!r} in this metadata store; `tfxpipe runs` lists the runs it holds")
+
+
 def collect(loaded: LoadedConfig, metadata_path: Path, *, started: Optional[float] = None,
             error: Optional[BaseException] = None, log_file: Optional[Path] = None) -> RunResult:
     """Build the result of the run that just finished (or failed) from the metadata store.
@@ -248,18 +275,57 @@ def collect(loaded: LoadedConfig, metadata_path: Path, *, started: Optional[floa
     `started` is when the run began; without it (reporting an old run) the components' time is summed.
     `error` is what the runner raised, if anything: it marks the run failed and is shown, never parsed.
     """
-    components = latest_run_components(open_store(metadata_path)) if metadata_path.exists() else []
+    store = open_store(metadata_path) if metadata_path.exists() else None
+    return read_run(store, find_run(store) if store else None, started=started, error=error, log_file=log_file,
+                    class_names=list(loaded.cfg.label.classes), ingests_spans=has_span(loaded.data_path))
+
+
+def read_run(store: Optional[metadata_store.MetadataStore], run: Optional[metadata_store_pb2.Context], *,
+             started: Optional[float] = None, error: Optional[BaseException] = None,
+             log_file: Optional[Path] = None, class_names: Optional[list[str]] = None,
+             ingests_spans: Optional[bool] = None) -> RunResult:
+    """One run's result. Without a config (`tfxpipe report --workdir`), the label's classes come from the
+    `custom_config` Transform/Trainer recorded, and whether data.path had {SPAN} from ExampleGen's input
+    pattern (ExampleGen records span 0 for data without spans: not worth showing)."""
+    components = run_components(store, run) if run is not None else []
     seconds = time.time() - started if started is not None else sum(c.seconds for c in components)
     result = RunResult(succeeded=False, components=components, seconds=seconds,
                        error=_innermost_message(error) if error else None, log_file=log_file,
-                       class_names=list(loaded.cfg.label.classes))
+                       class_names=class_names if class_names is not None else recorded_classes(components),
+                       run_id=run.name if run is not None else None)
     for read in DECISION_READERS:
         read(result)
-    if not has_span(loaded.data_path):
-        result.span = None  # ExampleGen records span 0 for data without spans: not worth showing
+    if not (_ingests_spans(components) if ingests_spans is None else ingests_spans):
+        result.span = None
     result.succeeded = (error is None and not result.data_rejected
                         and not any(c.state in UNSUCCESSFUL_STATES for c in components))
     return result
+
+
+def execution_property(execution: Optional[metadata_store_pb2.Execution], name: str) -> str:
+    """A component's execution parameter as TFX 1.16 records it (a custom property of its execution; JSON-valued
+    ones as strings), as text; '' if absent."""
+    if execution is None or name not in execution.custom_properties:
+        return ""
+    value = execution.custom_properties[name]
+    kind = value.WhichOneof("value")
+    return value.string_value if kind == "string_value" else str(getattr(value, kind)) if kind else ""
+
+
+def recorded_classes(components: list[ComponentRun]) -> list[str]:
+    """The label's classes from the `custom_config` Transform or Trainer ran with ([] when neither ran)."""
+    for component in components:
+        if component.node_id in ("Transform", "Trainer"):
+            custom_config = json.loads(execution_property(component.execution, "custom_config") or "{}")
+            if custom_config.get("label"):
+                return [str(c) for c in custom_config["label"].get("classes") or []]
+    return []
+
+
+def _ingests_spans(components: list[ComponentRun]) -> bool:
+    """Whether ExampleGen's input pattern held {SPAN} (without it, ExampleGen records span 0 anyway)."""
+    return any(component.node_id.endswith("ExampleGen") and has_span(execution_property(component.execution, "input_config"))
+               for component in components)
 
 
 def _innermost_message(error: BaseException) -> str:

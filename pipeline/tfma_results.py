@@ -67,17 +67,28 @@ def load_metrics(evaluation_uri: str) -> Iterator[Any]:
             yield metrics_class.FromString(record)
 
 
-def metrics_by_slice(evaluation_uri: str) -> dict[str, dict[str, float]]:
-    """Slice name → metric name (`/class_<id>` for per-class ones) → the candidate's value, Overall first."""
-    result: dict[str, dict[str, float]] = {}
+CANDIDATE, BASELINE = "candidate", "baseline"
+
+
+def metrics_by_model(evaluation_uri: str) -> dict[str, dict[str, dict[str, float]]]:
+    """Slice name → metric name (`/class_<id>` for per-class ones) → {"candidate": v, "baseline": v},
+    Overall first; "baseline" only when the Evaluator compared with a blessed baseline model."""
+    result: dict[str, dict[str, dict[str, float]]] = {}
     for metrics in load_metrics(evaluation_uri):
         if metrics.HasField("cross_slice_key"):
             continue
         values = result.setdefault(slice_name(metrics.slice_key), {})
         for entry in metrics.metric_keys_and_values:
             key = entry.key
-            if not entry.value.HasField("double_value") or key.model_name == "baseline" or key.is_diff:
+            if not entry.value.HasField("double_value") or key.is_diff:
                 continue
             label = key.name + (f"/class_{key.sub_key.class_id.value}" if key.sub_key.HasField("class_id") else "")
-            values[label] = entry.value.double_value.value
+            model = BASELINE if key.model_name == BASELINE else CANDIDATE
+            values.setdefault(label, {})[model] = entry.value.double_value.value
     return dict(sorted(result.items(), key=lambda item: (item[0] != OVERALL, item[0])))
+
+
+def metrics_by_slice(evaluation_uri: str) -> dict[str, dict[str, float]]:
+    """Slice name → metric name (`/class_<id>` for per-class ones) → the candidate's value, Overall first."""
+    return {name: {metric: models[CANDIDATE] for metric, models in values.items() if CANDIDATE in models}
+            for name, values in metrics_by_model(evaluation_uri).items()}
