@@ -87,27 +87,6 @@ def monitor(config_path: str, logs: str, workdir: str | None) -> None:
     click.echo("no serving skew")
 
 
-@main.command()
-@click.option("--config", "config_path", required=True, type=click.Path(dir_okay=False), help="Pipeline YAML under configs/.")
-@click.option("--workdir", default=None, type=click.Path(file_okay=False), help="Run directory [default: runs/<config name>/].")
-def report(config_path: str, workdir: str | None) -> None:
-    """Print the summary of the latest run in a work directory, read from its metadata store."""
-    from pathlib import Path
-
-    from pipeline import config as config_lib
-    from pipeline import report as report_lib
-    from pipeline import run_outcome, runners
-
-    with fail_on_config_error():
-        loaded = config_lib.load(config_path, check_data=False)
-    layout = runners.Workdir(Path(workdir) if workdir else runners.default_workdir(loaded))
-    if not layout.metadata_path.exists():
-        click.secho(f"error: no runs in {layout.root} yet; run `tfxpipe run --config {config_path}` first", fg="red", err=True)
-        raise SystemExit(1)
-    result = run_outcome.collect(loaded, layout.metadata_path)
-    report_lib.print_run_summary(result)
-
-
 @main.command("serve-check")
 @click.option("--config", "config_path", required=True, type=click.Path(dir_okay=False), help="Pipeline YAML under configs/.")
 @click.option("--workdir", default=None, type=click.Path(file_okay=False), help="Run directory [default: runs/<config name>/].")
@@ -200,6 +179,7 @@ def _register_optional_commands() -> None:
         ("serving.cli", ("serve", "predict")),
         ("pipeline.deploy", ("deploy",)),
         ("pipeline.versions_cli", ("models", "rollback", "promote")),
+        ("pipeline.report_cli", ("report", "runs", "lineage")),
     ):
         try:
             module = importlib.import_module(module_name)

@@ -177,3 +177,38 @@ def lineage(metadata_path: Path, model_name: str, version: str) -> dict[str, Any
         blessed = infra.custom_properties.get("blessed")
         result["infra_blessing"] = _artifact(store, infra, blessed=None if blessed is None else blessed.int_value == 1)
     return result
+
+
+_ARTIFACT_KEYS = ("artifact_id", "type", "uri", "produced_by", "run")
+
+
+def _label(key: str, value: dict[str, Any]) -> str:
+    """'examples: Examples #12 (CsvExampleGen, run 2026-...) /path' for an artifact, the key otherwise."""
+    if "artifact_id" not in value:
+        return key
+    made = f" ({value['produced_by']}, run {value['run']})" if value.get("produced_by") else ""
+    return f"[bold]{key}[/]: {value['type']} #{value['artifact_id']}{made} {value['uri']}"
+
+
+def _add(branch, key: str, value: Any) -> None:
+    from rich.markup import escape
+
+    if isinstance(value, dict):
+        child = branch.add(_label(key, value) if "artifact_id" in value else f"[bold]{escape(key)}[/]")
+        for name, item in value.items():
+            if name not in _ARTIFACT_KEYS and item not in (None, "", [], {}):
+                _add(child, name, item)
+    else:
+        shown = ", ".join(map(str, value)) if isinstance(value, list) else value
+        branch.add(f"{escape(key)}: {escape(str(shown))}")
+
+
+def tree(found: dict[str, Any]):
+    """`lineage()`'s result as a rich Tree for the terminal."""
+    from rich.tree import Tree
+
+    root = Tree(f"[bold]{found['model']}[/]")
+    for key, value in found.items():
+        if key != "model":
+            _add(root, key, value)
+    return root

@@ -96,3 +96,5 @@ def print_run_summary(result: RunResult, console: Console | None = None) -> None
         console.print(result.error, highlight=False, markup=False)
     if result.log_file:
         console.print(f"Full log: {result.log_file}", highlight=False)
+    if result.report_path:
+        console.print(f"Report: {result.report_path}", highlight=False)

@@ -33,11 +33,17 @@ class Workdir:
     metadata_path: Path = dataclasses.field(init=False)
     serving_dir: Path = dataclasses.field(init=False)
     log_dir: Path = dataclasses.field(init=False)
+    #: One HTML report per run (`tfxpipe run` writes it; `tfxpipe report --output` writes one anywhere).
+    report_dir: Path = dataclasses.field(init=False)
 
     def __post_init__(self) -> None:
         for name, relative in (("pipeline_root", "pipeline_root"), ("metadata_path", "metadata.sqlite"),
-                               ("serving_dir", "serving_model"), ("log_dir", "logs")):
+                               ("serving_dir", "serving_model"), ("log_dir", "logs"), ("report_dir", "reports")):
             object.__setattr__(self, name, self.root / relative)
+
+    def report_path(self, run_id: str) -> Path:
+        """Where `tfxpipe run` writes a run's HTML report (run ids are timestamps: ':' is left out)."""
+        return self.report_dir / f"run-{run_id.replace(':', '-')}.html"
 
 
 def default_workdir(loaded: LoadedConfig) -> Path:
@@ -96,7 +102,25 @@ def run_local(loaded: LoadedConfig, *, workdir: Optional[str | os.PathLike] = No
             spans.check_new(choice, layout.metadata_path)
         result = _run_with_progress(loaded, layout, runner, extra_beam_args, verbose, show_progress)
     result.recovered = interrupted
+    result.report_path = write_report(layout, result)
     return result
+
+
+def write_report(layout: Workdir, result: run_outcome.RunResult) -> Optional[Path]:
+    """The run's HTML report in the work directory, whatever the run's outcome (None: no run was recorded).
+
+    The report is derived from the metadata store, which stays the record: a report that cannot be
+    written is logged, and does not turn a finished run into a failed one.
+    """
+    from pipeline import html_report
+
+    if result.run_id is None:
+        return None
+    try:
+        return html_report.write(layout.metadata_path, layout.report_path(result.run_id), result=result)
+    except Exception:  # noqa: BLE001 - see the docstring; the traceback goes to the log
+        logger.warning("could not write the HTML report of run %s", result.run_id, exc_info=True)
+        return None
 
 
 def _run_with_progress(loaded: LoadedConfig, layout: Workdir, runner: str, extra_beam_args: Optional[list[str]],

@@ -12,6 +12,7 @@ import json
 import math
 import os
 import warnings
+from pathlib import Path
 from typing import Any, Mapping, Optional
 
 import keras
@@ -199,6 +200,22 @@ def _warm_start(fn_args, model, config: TrainerConfig, sizes: Mapping[str, int],
     return warm_start.warm_start(model, current, getattr(fn_args, "base_model", None))
 
 
+def code_version() -> dict[str, str]:
+    """Which code trained the model (for `tfxpipe lineage`): the tfxpipe distribution's version and a digest
+    of the trainer package's sources, which names the exact code even in a container without git."""
+    import hashlib
+    import importlib.metadata
+
+    digest = hashlib.sha256()
+    for path in sorted(Path(__file__).parent.glob("*.py")):
+        digest.update(path.name.encode() + b"\0" + path.read_bytes())
+    try:
+        version = importlib.metadata.version("tfxpipe")
+    except importlib.metadata.PackageNotFoundError:  # run from a source tree that was never installed
+        version = "not installed"
+    return {"tfxpipe": version, "trainer_sources_sha256": digest.hexdigest()[:16]}
+
+
 def write_training_summary(
     run_dir: str, strategy: tf.distribute.Strategy, global_batch: int, history, final_metrics: Mapping[str, float],
     hparams: Optional[ModelHparams] = None, started: Optional[warm_start.WarmStart] = None,
@@ -216,6 +233,7 @@ def write_training_summary(
         "history": {k: [float(x) for x in v] for k, v in history.history.items()},
         "hyperparameters": dataclasses.asdict(hparams) if hparams else None,
         "warm_start": started.summary() if started else None,
+        "code_version": code_version(),
     }
     tf.io.gfile.makedirs(run_dir)
     with tf.io.gfile.GFile(os.path.join(run_dir, SUMMARY_FILE), "w") as f:

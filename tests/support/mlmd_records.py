@@ -45,11 +45,13 @@ def artifact(type_name: str, uri: str = "/nowhere", properties: Optional[dict[st
 
 def record(store, run: int, node: str, state: int = mlmd.Execution.COMPLETE,
            outputs: Optional[dict[str, mlmd.Artifact]] = None,
-           inputs: Optional[dict[str, mlmd.Artifact]] = None) -> int:
-    """An execution of `node` in `run` with its outputs (and inputs: artifacts already stored, by key);
-    returns the execution id."""
+           inputs: Optional[dict[str, mlmd.Artifact]] = None, parameters: Optional[dict[str, str]] = None) -> int:
+    """An execution of `node` in `run` with its outputs (and inputs: artifacts already stored, by key) and
+    its execution parameters (custom properties, as TFX 1.16 records them); returns the execution id."""
     execution_type = store.put_execution_type(mlmd.ExecutionType(name=f"tfx.components.{node}"))
     execution = mlmd.Execution(type_id=execution_type, last_known_state=state)
+    for key, value in (parameters or {}).items():
+        execution.custom_properties[key].string_value = value
     contexts = [store.get_contexts_by_id([run])[0],
                 store.get_contexts_by_id([_context(store, "node", f"{PIPELINE}.{node}")])[0]]
     pairs = []
