@@ -29,7 +29,7 @@ OVERLAY ?= dev
 CONFIG ?= configs/penguin.yaml
 PYTEST_ARGS ?=
 
-.PHONY: venv check-venv tools missing-tools run test test-unit test-integration test-e2e test-modern modern-root stack images deploy audit audit-offline clean
+.PHONY: venv check-venv tools missing-tools browser run test test-unit test-integration test-e2e test-modern modern-root stack images deploy audit audit-offline clean
 
 # Installs a lock with --no-deps, so pip never resolves. A pip.conf naming local indexes makes pip warn
 # "Location ... is ignored: it is neither a file nor a directory" once per package: only that line is
@@ -82,12 +82,22 @@ missing-tools:
 	@$(if $(HAVE_TOOLS_PYTHON),true,echo "note: $(TOOLS_PYTHON) not found: the checkov tests will skip; install Python 3.11 (pyenv install 3.11)")
 	@command -v kubectl >/dev/null || echo "note: kubectl not found: the manifest tests will skip; install it (https://kubernetes.io/docs/tasks/tools/)"
 
+# The report's browser tests drive headless Chromium: Debian's chromium and chromium-driver, installed here when
+# absent and apt-get can (as root, as CI runs); otherwise those tests skip, naming this.
+browser:
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || \
+	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		echo "installing chromium and chromium-driver (apt-get) for the HTML report's browser tests"; \
+		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver; } >/dev/null 2>&1 \
+			|| echo "note: could not install chromium: the report's browser tests will skip"; \
+	else echo "note: chromium/chromedriver not found: the report's browser tests will skip; install them (apt-get install chromium chromium-driver)"; fi
+
 # The main job: run the pipeline, then serve the pushed model and query it over REST and gRPC.
 run: $(STAMP)
 	$(VENV)/bin/tfxpipe run --config $(CONFIG)
 	$(VENV)/bin/tfxpipe serve-check --config $(CONFIG)
 
-test: $(STAMP) $(TEST_TOOLS)
+test: $(STAMP) $(TEST_TOOLS) browser
 	$(VENV)/bin/python -m pytest tests $(PYTEST_ARGS)
 
 test-unit: $(STAMP)
@@ -96,7 +106,7 @@ test-unit: $(STAMP)
 test-integration: $(STAMP) $(TEST_TOOLS)
 	$(VENV)/bin/python -m pytest tests/integration $(PYTEST_ARGS)
 
-test-e2e: $(STAMP)
+test-e2e: $(STAMP) browser
 	$(VENV)/bin/python -m pytest tests/e2e $(PYTEST_ARGS)
 
 # The modern stack on a machine too old for it: a Debian 13 root (debootstrap, built once under .stack/),
