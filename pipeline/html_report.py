@@ -71,6 +71,16 @@ class RunReport:
     serving: Optional[tuple[str, str]] = None
 
     @property
+    def metric_columns(self) -> list[str]:
+        """The Overall slice's metrics, per-class ones left out (they have a table of their own)."""
+        return [name for name in self.evaluation.get(tfma_results.OVERALL, {}) if "/class_" not in name]
+
+    @property
+    def has_baseline(self) -> bool:
+        """Whether the Evaluator scored a baseline model too (its column is shown only then)."""
+        return any(tfma_results.BASELINE in models for values in self.evaluation.values() for models in values.values())
+
+    @property
     def pushed_version(self) -> Optional[str]:
         return Path(self.result.pushed_path).name if self.result.pushed_path else None
 
