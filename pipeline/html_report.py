@@ -111,9 +111,12 @@ def _statistics(store: metadata_store.MetadataStore, result: RunResult) -> list[
         baseline = statistics.summarize(statistics.read_split(baseline_artifacts[0], split)) \
             if baseline_artifacts and split == "train" else {}
         measured = {row["feature"]: row for row in distances if row.get("split") == split}
-        features = [FeatureView(summary, distribution_svg(summary, baseline.get(name), measured.get(name)),
-                                measured.get(name), baseline.get(name))
-                    for name, summary in statistics.summarize(dataset).items()]
+        features = []
+        for name, summary in statistics.summarize(dataset).items():
+            previous = baseline.get(name)
+            previous = previous if previous is not None and previous.kind == summary.kind else None  # type changed
+            features.append(FeatureView(summary, distribution_svg(summary, previous, measured.get(name)),
+                                        measured.get(name), previous))
         views.append(SplitView(split, dataset.num_examples if dataset else 0, features))
     return views
 

@@ -87,8 +87,9 @@ def distribution_svg(current: FeatureSummary, baseline: Optional[FeatureSummary]
         title += f"  ({distance['check']} {distance['distance']:.3f} {relation} {distance['threshold']:g})"
     axes.set_title(title, loc="left", color="#b00020" if distance and distance["exceeded"] else "black")
     axes.set_ylabel("share of examples")
-    if baseline is not None:
-        axes.legend(frameon=False)
+    if baseline is not None:  # headroom above the tallest bar keeps the legend off the data
+        axes.margins(y=0.4)
+        axes.legend(frameon=False, loc="upper right", ncols=2, fontsize=7, handlelength=1.2)
     return _svg(figure)
 
 
