@@ -47,11 +47,11 @@ return Array.from(document.querySelectorAll('svg.chart')).filter(svg => {
 
 def view(page: Path, width: int = 1280) -> PageView:
     """Load `page`, then read its console log, its charts and a full-height screenshot."""
+    browser, driver_path = chromium_or_skip()
     from PIL import Image
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
-    browser, driver_path = chromium_or_skip()
     options = webdriver.ChromeOptions()
     options.binary_location = browser
     for argument in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
