@@ -213,14 +213,10 @@ def _format(value: Optional[float]) -> str:
 
 def last_push(store: metadata_store.MetadataStore) -> Optional[tuple[str, str]]:
     """(version, path) of the newest model any run in the store pushed."""
-    try:
-        pushed = store.get_artifacts_by_type("PushedModel")
-    except Exception:  # noqa: BLE001 - NotFoundError: nothing was ever pushed into this store
+    pushed = run_outcome.pushed_models(store)
+    if not pushed:
         return None
-    done = [a for a in pushed if a.custom_properties.get("pushed") is not None and a.custom_properties["pushed"].int_value == 1]
-    if not done:
-        return None
-    latest = max(done, key=lambda a: a.id).custom_properties
+    latest = pushed[-1].custom_properties
     return latest["pushed_version"].string_value, latest["pushed_destination"].string_value
 
 

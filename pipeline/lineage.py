@@ -38,16 +38,10 @@ def parse_model_version(text: str) -> tuple[str, str]:
 
 def _pushed_artifact(store: metadata_store.MetadataStore, model_name: str, version: str) -> metadata_store_pb2.Artifact:
     """The PushedModel that first pushed `version` of `model_name` (a cached re-run records it again)."""
-    try:
-        pushed = store.get_artifacts_by_type("PushedModel")
-    except Exception:  # noqa: BLE001 - NotFoundError: nothing was ever pushed into this store
-        pushed = []
-    for artifact in sorted(pushed, key=lambda a: a.id):
+    for artifact in run_outcome.pushed_models(store):
         properties = artifact.custom_properties
         destination = properties["pushed_destination"].string_value if "pushed_destination" in properties else ""
-        if (properties.get("pushed") is not None and properties["pushed"].int_value == 1
-                and properties["pushed_version"].string_value == version
-                and Path(destination).parent.name == model_name):
+        if properties["pushed_version"].string_value == version and Path(destination).parent.name == model_name:
             return artifact
     raise LineageError(f"no pushed version {model_name}:{version} in this metadata store; "
                        "`tfxpipe models` lists the pushed versions")

@@ -123,18 +123,12 @@ def _label(serving_dir: Path, model_name: str, config_path: Path, version: int, 
 
 def _pushed_records(metadata_path: Path) -> dict[int, dict[str, Any]]:
     """version -> {pushed_at, spans, blessed, metrics} for every successful push in the store."""
-    from pipeline.run_outcome import open_store
+    from pipeline.run_outcome import open_store, pushed_models
 
     store = open_store(Path(metadata_path))
-    try:
-        pushed = store.get_artifacts_by_type("PushedModel")
-    except Exception:  # noqa: BLE001 - a store without that type has no pushes  # pragma: no cover
-        return {}
     records: dict[int, dict[str, Any]] = {}
-    for artifact in sorted(pushed, key=lambda a: a.id):  # the first push of a version made it
+    for artifact in pushed_models(store):  # oldest first: the first push of a version made it
         properties = artifact.custom_properties
-        if properties.get("pushed") is None or properties["pushed"].int_value != 1:
-            continue
         version_text = properties["pushed_version"].string_value if "pushed_version" in properties else ""
         if not version_text.isdigit() or int(version_text) in records:
             continue

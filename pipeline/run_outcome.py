@@ -163,6 +163,15 @@ def producer_execution(store: metadata_store.MetadataStore, artifact_id: int) ->
     return min(e.execution_id for e in events) if events else None
 
 
+def pushed_models(store: metadata_store.MetadataStore) -> list[metadata_store_pb2.Artifact]:
+    """The PushedModel artifacts that record a push (`pushed` = 1), oldest first; [] when nothing was pushed."""
+    try:
+        artifacts = store.get_artifacts_by_type("PushedModel")
+    except Exception:  # noqa: BLE001 - NotFoundError: a store without that type has no pushes
+        return []
+    return sorted((a for a in artifacts if _custom_int(a, "pushed") == 1), key=lambda a: a.id)
+
+
 def run_of(store: metadata_store.MetadataStore, execution_id: int) -> Optional[str]:
     """The id of the pipeline run an execution belongs to."""
     run_type = store.get_context_type("pipeline_run")
