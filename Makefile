@@ -133,7 +133,7 @@ images:
 
 # Apply serving/k8s/overlays/$(OVERLAY) to the current kube context (DRY_RUN=1 prints it instead).
 deploy: $(STAMP)
-	$(VENV)/bin/tfxpipe deploy --overlay $(OVERLAY) $(if $(DRY_RUN),--dry-run,)
+	$(VENV)/bin/tfxpipe deploy --config $(CONFIG) --overlay $(OVERLAY) $(if $(DRY_RUN),--dry-run,)
 
 # Audit the lock for known vulnerabilities (needs network access to PyPI's JSON API or OSV).
 audit: $(TOOLS_STAMP)

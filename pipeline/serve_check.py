@@ -10,7 +10,7 @@ from __future__ import annotations
 import csv
 import dataclasses
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Iterator, Optional
 
 from pipeline.config import ConfigError, LoadedConfig
 from pipeline.preflight import data_files
@@ -31,15 +31,46 @@ class ServeCheck:
 
 
 def sample_row(loaded: LoadedConfig) -> dict[str, Any]:
-    """The first row of the run's CSV data with every configured feature present, typed for JSON."""
-    files = data_files(loaded) if loaded.cfg.data.format == "csv" else []
-    for path in files:
-        with path.open(newline="") as f:
-            for raw in csv.DictReader(f):
-                if all(raw.get(feature.name) for feature in loaded.cfg.features):
-                    return {f.name: float(raw[f.name]) if f.type == "numeric" else raw[f.name]
-                            for f in loaded.cfg.features}
-    raise ConfigError(f"data.path: no CSV row in {loaded.data_path!r} has every feature; pass a row to query")
+    """The first row of the run's data (CSV, Parquet or tf.Example TFRecords) with every configured
+    feature present, typed for JSON: numeric features as floats, the others as the data holds them."""
+    features = loaded.cfg.features
+    read_rows = {"csv": _csv_rows, "parquet": _parquet_rows, "tfrecord": _tfrecord_rows}[loaded.cfg.data.format]
+    for path in data_files(loaded):
+        for raw in read_rows(path, [f.name for f in features]):
+            if all(raw.get(f.name) not in (None, "") for f in features):
+                return {f.name: float(raw[f.name]) if f.type == "numeric" else raw[f.name] for f in features}
+    raise ConfigError(f"data.path: no {loaded.cfg.data.format} row in {loaded.data_path!r} has every feature; "
+                      "pass a row to query")
+
+
+def _csv_rows(path: Path, columns: list[str]) -> Iterator[dict[str, Any]]:
+    with path.open(newline="") as f:
+        yield from csv.DictReader(f)
+
+
+def _parquet_rows(path: Path, columns: list[str]) -> Iterator[dict[str, Any]]:
+    import pyarrow.parquet as pq
+
+    parquet = pq.ParquetFile(path)
+    present = [c for c in columns if c in parquet.schema_arrow.names]
+    for batch in parquet.iter_batches(batch_size=256, columns=present):
+        yield from batch.to_pylist()
+
+
+def _tfrecord_rows(path: Path, columns: list[str]) -> Iterator[dict[str, Any]]:
+    """Each tf.Example's first value per feature (bytes decoded); a feature with no value is left out."""
+    from serving import protos
+    from serving.request_log import read_records
+
+    example_class = protos.load().example_pb2.Example
+    for record in read_records(str(path)):
+        row = {}
+        for name, feature in example_class.FromString(record).features.feature.items():
+            kind = feature.WhichOneof("kind")
+            values = getattr(feature, kind).value if kind else []
+            if values:
+                row[name] = values[0].decode("utf-8", "replace") if kind == "bytes_list" else values[0]
+        yield row
 
 
 def serve_and_query(loaded: LoadedConfig, serving_dir: Path, row: Optional[dict[str, Any]] = None) -> ServeCheck:

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import dataclasses
 import glob
+import gzip
 import itertools
 import logging
 import os
@@ -63,8 +64,10 @@ def frame(data: bytes) -> bytes:
 
 
 def read_records(path: str) -> Iterator[bytes]:
-    """The records of an uncompressed TFRecord file; ValueError on a corrupt or truncated record."""
-    with open(path, "rb") as f:
+    """The records of a TFRecord file; ValueError on a corrupt or truncated record.
+
+    A `.gz` file is read through gzip, as Beam's AUTO compression (ImportExampleGen) reads it."""
+    with (gzip.open if path.endswith(".gz") else open)(path, "rb") as f:
         while header := f.read(12):
             if len(header) < 12:
                 raise ValueError(f"{path}: truncated record header")

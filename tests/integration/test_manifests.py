@@ -62,6 +62,38 @@ def test_deployment_contract(rendered):
     assert sorted(p["port"] for p in service["spec"]["ports"]) == [8500, 8501]
 
 
+@pytest.fixture(scope="module", params=OVERLAYS)
+def rendered_for_breast_cancer(request, tmp_path_factory) -> Path:
+    """`tfxpipe deploy --config configs/breast_cancer.yaml --dry-run`: the shipped overlay, serving that model."""
+    from pipeline import config as config_lib
+    from pipeline import deploy
+
+    _kubectl()
+    cfg = config_lib.load(ROOT / "configs/breast_cancer.yaml", check_data=False).cfg
+    out = tmp_path_factory.mktemp("k8s-breast-cancer") / f"{request.param}.yaml"
+    out.write_text(deploy.render(request.param, cfg))
+    return out
+
+
+def test_overlay_rendered_for_a_config_serves_only_its_model(rendered_for_breast_cancer):
+    from serving import model_config
+
+    text = rendered_for_breast_cancer.read_text()
+    assert "penguin" not in text
+    docs = list(yaml.safe_load_all(text))
+    container = next(d for d in docs if d["kind"] == "Deployment")["spec"]["template"]["spec"]["containers"][0]
+    assert container["readinessProbe"]["httpGet"]["path"] == "/v1/models/breast_cancer"
+    config_map = next(d for d in docs if d["kind"] == "ConfigMap")
+    assert {"models.config", "batching.config", "monitoring.config"} <= set(config_map["data"])
+    models_config = rendered_for_breast_cancer.parent / "models.config"
+    models_config.write_text(config_map["data"]["models.config"])
+    models = model_config.model_configs(model_config.read_model_server_config(str(models_config)))
+    assert [(m.name, m.base_path.rsplit("/", 1)[1]) for m in models] == [("breast_cancer", "breast_cancer")]
+    result = subprocess.run([sys.executable, "-m", "kubernetes_validate", "--strict", "--kubernetes-version",
+                             KUBERNETES_VERSION, str(rendered_for_breast_cancer)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
 def test_every_object_validates_against_pinned_kubernetes_schema(rendered):
     result = subprocess.run([sys.executable, "-m", "kubernetes_validate", "--strict", "--kubernetes-version",
                              KUBERNETES_VERSION, str(rendered)], capture_output=True, text=True)

@@ -54,3 +54,50 @@ def test_missing_kubectl(monkeypatch):
     monkeypatch.setenv("PATH", "/nonexistent")
     with pytest.raises(deploy.DeployError, match="kubectl not found on PATH"):
         deploy.render("dev")
+
+
+def _breast_cancer():
+    from pipeline import config as config_lib
+
+    return config_lib.load(Path(__file__).resolve().parents[2] / "configs/breast_cancer.yaml", check_data=False).cfg
+
+
+def _served_models(text: str) -> list[tuple[str, str]]:
+    from google.protobuf import text_format
+
+    from serving import protos
+
+    config = text_format.Parse(text, protos.load().model_server_config_pb2.ModelServerConfig())
+    return [(m.name, m.base_path) for m in config.model_config_list.config]
+
+
+def test_models_config_names_the_configs_model_where_each_overlay_finds_it():
+    cfg = _breast_cancer()
+    dev = deploy.models_config("dev", cfg)
+    assert _served_models(dev) == [("breast_cancer", "/models/breast_cancer")]
+    assert "num_versions: 2" in dev and "penguin" not in dev
+    prod = deploy.models_config("prod", cfg)  # object storage: where the Kubeflow Pusher writes
+    assert _served_models(prod) == [("breast_cancer", f"{cfg.kubeflow.serving_base_dir}/breast_cancer")]
+
+
+def test_model_layer_patches_the_readiness_probe_over_the_overlay():
+    layer = deploy.model_layer("prod", "breast_cancer")
+    assert layer["resources"] == ["../k8s/overlays/prod"]
+    assert layer["configMapGenerator"] == [{"name": "tfserving-config", "behavior": "merge", "files": ["models.config"]}]
+    assert "value: /v1/models/breast_cancer" in layer["patches"][0]["patch"]
+
+
+@pytest.mark.skipif(shutil.which("kubectl") is None,
+                    reason="kubectl not found on PATH: install it (https://kubernetes.io/docs/tasks/tools/)")
+def test_dry_run_with_a_config_serves_its_model():
+    config = Path(__file__).resolve().parents[2] / "configs/breast_cancer.yaml"
+    result = CliRunner().invoke(main, ["deploy", "--overlay", "dev", "--dry-run", "--config", str(config)])
+    assert result.exit_code == 0, result.output
+    assert "path: /v1/models/breast_cancer" in result.output and "penguin" not in result.output
+
+
+def test_deploy_with_a_bad_config_is_a_config_error(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("pipeline_name: x\n")
+    result = CliRunner().invoke(main, ["deploy", "--dry-run", "--config", str(bad)])
+    assert result.exit_code == 2 and "model_name: required key is missing" in result.output
