@@ -244,25 +244,51 @@ class ThresholdConfig(_Strict):
         return self.lower_bound is not None or self.upper_bound is not None
 
 
+#: The rules a ThresholdConfig can set.
+THRESHOLD_RULES = ("lower_bound", "upper_bound", "max_decrease")
+
+
 class ThresholdMetric(NamedTuple):
-    """A metric `evaluation.thresholds` may name: TFMA's class, which way is better, the tasks it fits."""
+    """A metric `evaluation.thresholds` may name: TFMA's class, which way is better, the tasks it fits,
+    and the rules that mean something for it (with why, when that is not all of them)."""
 
     tfma_class: str
-    higher_is_better: bool
+    #: None: neither direction is better (calibration's ideal is 1.0), so there is no "worse" to bound.
+    higher_is_better: Optional[bool]
     tasks: tuple[str, ...]
+    rules: tuple[str, ...] = THRESHOLD_RULES
+    why_these_rules: str = ""
 
 
 #: Metrics `evaluation.thresholds` may name (TFMA computes them for every run and slice of their tasks).
+#: Binary models' metrics are those of the positive class (see pipeline.pipeline._metrics_specs).
 THRESHOLD_METRICS = {
     "sparse_categorical_accuracy": ThresholdMetric("SparseCategoricalAccuracy", True, ("multiclass",)),
     "sparse_categorical_crossentropy": ThresholdMetric("SparseCategoricalCrossentropy", False, ("multiclass",)),
     "binary_accuracy": ThresholdMetric("BinaryAccuracy", True, ("binary",)),
     "auc": ThresholdMetric("AUC", True, ("binary",)),
     "auc_precision_recall": ThresholdMetric("AUCPrecisionRecall", True, ("binary",)),
+    "precision": ThresholdMetric("Precision", True, ("binary",)),
+    "recall": ThresholdMetric("Recall", True, ("binary",)),
+    "calibration": ThresholdMetric(
+        "Calibration", None, ("binary", "regression"), ("lower_bound", "upper_bound"),
+        "calibration (mean prediction / mean label) is best at 1.0, neither higher nor lower is better, so "
+        "only a band applies, e.g. {lower_bound: 0.9, upper_bound: 1.1}"),
     "mean_squared_error": ThresholdMetric("MeanSquaredError", False, ("regression",)),
     "root_mean_squared_error": ThresholdMetric("RootMeanSquaredError", False, ("regression",)),
     "mean_absolute_error": ThresholdMetric("MeanAbsoluteError", False, ("regression",)),
+    "example_count": ThresholdMetric(
+        "ExampleCount", True, ("binary", "multiclass", "regression"), ("lower_bound",),
+        "example_count is how many eval examples the verdict rests on, the same for candidate and baseline, "
+        "so only a floor applies, e.g. {lower_bound: 50}"),
 }
+
+
+def misapplied_rules(metric: str, rule: "ThresholdConfig") -> str:
+    """Why `rule` sets something meaningless for `metric` ('' when it does not)."""
+    known = THRESHOLD_METRICS[metric]
+    wrong = [name for name in THRESHOLD_RULES if getattr(rule, name) is not None and name not in known.rules]
+    return f"{'/'.join(wrong)} does not apply to {metric}: {known.why_these_rules}" if wrong else ""
 
 
 def task_metrics(task: str) -> list[str]:
@@ -469,6 +495,12 @@ class PipelineConfig(_Strict):
             mismatched = sorted(set(metrics) - set(valid))
             if mismatched:
                 raise ValueError(f"{key}: unknown metrics {mismatched} for task {task}; choose from {valid}")
+        rules = [(f"evaluation.thresholds.{metric}", metric, rule) for metric, rule in self.evaluation.thresholds.items()]
+        rules += [(f"evaluation.slice_thresholds.{i}", rule.metric, rule)
+                  for i, rule in enumerate(self.evaluation.slice_thresholds)]
+        for key, metric, rule in rules:
+            if misapplied_rules(metric, rule):
+                raise ValueError(f"{key}: {misapplied_rules(metric, rule)}")
         return self
 
     @model_validator(mode="after")

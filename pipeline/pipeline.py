@@ -85,6 +85,7 @@ def _example_gen(cfg: PipelineConfig, data_path: str, span=None):
 
 
 def _direction(metric: str) -> tfma.MetricDirection:
+    """Which way is better; only change thresholds need it (config refuses them when neither way is)."""
     return (tfma.MetricDirection.HIGHER_IS_BETTER if THRESHOLD_METRICS[metric].higher_is_better
             else tfma.MetricDirection.LOWER_IS_BETTER)
 
@@ -142,20 +143,21 @@ def _metrics_specs(cfg: PipelineConfig) -> list[tfma.MetricsSpec]:
     """The task's metrics (thresholded as configured), the example count, and per-class metrics.
 
     Binary models output [1 - p, p] like any classifier, so their metrics are computed on the positive
-    class (`binarize: class_ids [1]`; TFMA reports them as `<metric>` of sub-key class_id 1);
+    class (`binarize: class_ids [1]`; TFMA reports them as `<metric>` of sub-key class_id 1), except the
+    example count, which belongs to no class and stays in a spec of its own (no sub-key);
     multiclass models add precision and recall of every class.
     """
-    task_metrics = [_metric_config(m, cfg.evaluation) for m in config_lib.task_metrics(cfg.task)]
-    example_count = tfma.MetricConfig(class_name="ExampleCount")
-    per_class = [tfma.MetricConfig(class_name="Precision"), tfma.MetricConfig(class_name="Recall")]
+    metrics = {m: _metric_config(m, cfg.evaluation) for m in config_lib.task_metrics(cfg.task)}
+    example_count = metrics.pop("example_count")
     if cfg.task == "regression":
-        return [tfma.MetricsSpec(metrics=task_metrics + [example_count])]
+        return [tfma.MetricsSpec(metrics=[*metrics.values(), example_count])]
     if cfg.task == "binary":
         return [tfma.MetricsSpec(metrics=[example_count]),
                 tfma.MetricsSpec(binarize=tfma.BinarizationOptions(class_ids={"values": [1]}),
-                                 metrics=task_metrics + per_class)]
+                                 metrics=list(metrics.values()))]
+    per_class = [tfma.MetricConfig(class_name="Precision"), tfma.MetricConfig(class_name="Recall")]
     return [
-        tfma.MetricsSpec(metrics=task_metrics + [example_count]),
+        tfma.MetricsSpec(metrics=[*metrics.values(), example_count]),
         tfma.MetricsSpec(binarize=tfma.BinarizationOptions(class_ids={"values": list(range(len(cfg.label.classes)))}),
                          metrics=per_class),
     ]

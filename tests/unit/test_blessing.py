@@ -95,6 +95,29 @@ def test_change_check_records_candidate_and_baseline_and_overall_always_gates():
     assert not explained_evaluator.only_small_slices_failed(validation, checks)
 
 
+def test_binary_checks_read_the_positive_class_metric_and_the_unbinarized_example_count():
+    """Binary metrics carry sub-key class_id 1 (binarized); example_count has no sub-key (a spec of its own)."""
+    validation = validation_result_pb2.ValidationResult(validation_ok=False)
+    failure = validation.metric_validations_per_slice.add(slice_key=_slice_key(())).failures.add()
+    failure.metric_key.name, failure.metric_key.is_diff = "precision", True
+    failure.metric_key.sub_key.class_id.value = 1
+    failure.metric_threshold.change_threshold.absolute.value = -0.0200000001
+    count_failure = validation.metric_validations_per_slice[0].failures.add()
+    count_failure.metric_key.name = "example_count"
+    count_failure.metric_value.double_value.value = 57
+    count_failure.metric_threshold.value_threshold.lower_bound.value = 100
+    metrics = _metrics((), example_count=57)
+    for model, value in (("candidate", 0.81), ("baseline", 0.9)):
+        kv = metrics.metric_keys_and_values.add()
+        kv.key.name, kv.key.model_name = "precision", model
+        kv.key.sub_key.class_id.value = 1
+        kv.value.double_value.value = value
+    checks = explained_evaluator.failed_checks(validation, [metrics], [])
+    assert [(c.metric, c.value, c.baseline_value, c.lower_bound, c.examples) for c in checks] == [
+        ("example_count", 57, None, 100, 57), ("precision", 0.81, 0.9, None, 57)]
+    assert "example_count 57, bound >= 100 (57 examples)" in blessing.describe(checks[0])
+
+
 def test_missing_slices_gate():
     validation = validation_result_pb2.ValidationResult(validation_ok=False)
     validation.missing_slices.add(feature_keys=["cylinders"])

@@ -156,3 +156,70 @@ def test_regression_reads_the_regress_signature_and_lower_errors_are_better():
     assert threshold.value_threshold.upper_bound.value == 500
     assert threshold.change_threshold.direction == tfma.MetricDirection.LOWER_IS_BETTER
     assert threshold.change_threshold.absolute.value == pytest.approx(10)
+
+
+_BINARY_LABEL = {"name": "species", "classes": ["Adelie", "Gentoo"]}
+
+
+def test_binary_precision_recall_on_the_positive_class_and_example_count_on_its_own():
+    result = eval_config(_task_cfg(_BINARY_LABEL, {
+        "precision": {"lower_bound": 0.8, "max_decrease": 0.02}, "recall": {"lower_bound": 0.7},
+        "calibration": {"lower_bound": 0.9, "upper_bound": 1.1}, "example_count": {"lower_bound": 50}}))
+    plain, binarized = result.metrics_specs
+    assert [m.class_name for m in plain.metrics] == ["ExampleCount"] and not plain.HasField("binarize")
+    [([], count)] = _gates(result, "ExampleCount")
+    assert count.value_threshold.lower_bound.value == 50 and not count.HasField("change_threshold")
+    names = [m.class_name for m in binarized.metrics]
+    assert len(names) == len(set(names)), "each metric once per spec"
+    assert {"Precision", "Recall", "Calibration", "AUC"} <= set(names) and "ExampleCount" not in names
+    [([], precision)] = _gates(result, "Precision")
+    assert precision.change_threshold.direction == tfma.MetricDirection.HIGHER_IS_BETTER
+    [([], calibration)] = _gates(result, "Calibration")
+    assert (calibration.value_threshold.lower_bound.value, calibration.value_threshold.upper_bound.value) == (0.9, 1.1)
+
+
+def test_regression_calibration_and_example_count_share_the_task_spec():
+    result = eval_config(_task_cfg({"name": "body_mass_g_target", "type": "numeric"},
+                                   {"calibration": {"lower_bound": 0.95, "upper_bound": 1.05},
+                                    "root_mean_squared_error": {"upper_bound": 500}}))
+    [spec] = result.metrics_specs
+    names = [m.class_name for m in spec.metrics]
+    assert {"Calibration", "ExampleCount", "RootMeanSquaredError"} <= set(names) and len(names) == len(set(names))
+
+
+def test_every_task_computes_each_of_its_metrics_once():
+    for label in (_BINARY_LABEL, {"name": "body_mass_g_target", "type": "numeric"},
+                  {"name": "species", "classes": ["Adelie", "Chinstrap", "Gentoo"]}):
+        cfg = _task_cfg(label, {"example_count": {"lower_bound": 1}})
+        specs = eval_config(cfg).metrics_specs
+        for spec in specs:
+            names = [m.class_name for m in spec.metrics]
+            assert len(names) == len(set(names)), (cfg.task, names)
+        computed = {m.class_name for spec in specs for m in spec.metrics}
+        assert {config.THRESHOLD_METRICS[m].tfma_class for m in config.task_metrics(cfg.task)} <= computed
+
+
+@pytest.mark.parametrize("label, thresholds, message", [
+    (_BINARY_LABEL, {"calibration": {"lower_bound": 0.9, "max_decrease": 0.1}},
+     r"evaluation\.thresholds\.calibration: max_decrease does not apply to calibration: .* best at 1\.0"),
+    (_BINARY_LABEL, {"auc": {"lower_bound": 0.7}, "example_count": {"upper_bound": 1000}},
+     r"evaluation\.thresholds\.example_count: upper_bound does not apply to example_count: .*only a floor"),
+    (_BINARY_LABEL, {"auc": {"lower_bound": 0.7}, "example_count": {"lower_bound": 5, "max_decrease": 1}},
+     r"max_decrease does not apply to example_count"),
+    ({"name": "species", "classes": ["Adelie", "Chinstrap", "Gentoo"]}, {"precision": {"lower_bound": 0.7}},
+     r"unknown metrics \['precision'\] for task multiclass; choose from \[.*'example_count'\]"),
+    ({"name": "body_mass_g_target", "type": "numeric"}, {"recall": {"lower_bound": 0.7}},
+     r"unknown metrics \['recall'\] for task regression; choose from \[.*'calibration'.*\]"),
+])
+def test_meaningless_threshold_rules_are_refused_at_load(label, thresholds, message):
+    with pytest.raises(ValueError, match=message):
+        _task_cfg(label, thresholds)
+
+
+def test_slice_threshold_rules_are_checked_too():
+    rule = {"slice": ["island"], "metric": "calibration", "max_decrease": 0.1, "min_examples": 10}
+    cfg = config.load(ROOT / "configs/penguin.yaml").cfg
+    raw = cfg.model_dump(exclude={"task"})
+    raw.update(label=_BINARY_LABEL, evaluation={"thresholds": {"auc": {"lower_bound": 0.7}}, "slice_thresholds": [rule]})
+    with pytest.raises(ValueError, match=r"evaluation\.slice_thresholds\.0: max_decrease does not apply to calibration"):
+        config.PipelineConfig.model_validate(raw)
