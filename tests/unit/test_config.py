@@ -1,4 +1,5 @@
 """Config parsing: valid configs load, and every kind of mistake names the key, the value and the fix."""
+import re
 import shutil
 from pathlib import Path
 
@@ -205,3 +206,40 @@ def test_crosses_and_class_weights_are_checked_against_features_and_classes():
         config.PipelineConfig.model_validate({**raw, "label": {**raw["label"], "class_weights": {"maybe": 2}}})
     with pytest.raises(ValueError, match="class_weights applies to classification tasks only"):
         config.PipelineConfig.model_validate({**raw, "label": {"name": "y", "type": "numeric", "class_weights": "auto"}})
+
+
+def _config_models(model: type, seen: list) -> list:
+    """`model` and every pydantic model its fields hold (inside Optional, list or dict too), each once."""
+    import typing
+
+    from pydantic import BaseModel
+
+    if model in seen:
+        return seen
+    seen.append(model)
+    for field in model.model_fields.values():
+        pending = [field.annotation]
+        while pending:
+            annotation = pending.pop()
+            if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+                _config_models(annotation, seen)
+            pending += typing.get_args(annotation)
+    return seen
+
+
+def test_readme_config_section_documents_every_key():
+    """README's "Config format" section names every key of every config model as `key:`, so it cannot drift."""
+    readme = (ROOT / "README.md").read_text()
+    section = readme[readme.index("## Config format"):readme.index("\n## ", readme.index("## Config format") + 1)]
+    models = _config_models(config.PipelineConfig, [])
+    assert {config.TuningConfig, config.SliceThresholdConfig, config.ResourcesConfig} <= set(models)
+    missing = sorted(f"{model.__name__}.{name}" for model in models for name in model.model_fields
+                     if not re.search(rf"\b{name}:", section))
+    assert not missing, f"README's config section does not document {missing}"
+
+
+def test_readme_has_one_config_example_per_task():
+    readme = (ROOT / "README.md").read_text()
+    tasks = readme[readme.index("### Tasks"):readme.index("### Features")]
+    for task in config.TASKS:
+        assert re.search(rf"^# {task} \(configs/\w+\.yaml\)", tasks, re.MULTILINE), task
