@@ -270,13 +270,13 @@ THRESHOLD_METRICS = {
     "auc_precision_recall": ThresholdMetric("AUCPrecisionRecall", True, ("binary",)),
     "precision": ThresholdMetric("Precision", True, ("binary",)),
     "recall": ThresholdMetric("Recall", True, ("binary",)),
+    "mean_squared_error": ThresholdMetric("MeanSquaredError", False, ("regression",)),
+    "root_mean_squared_error": ThresholdMetric("RootMeanSquaredError", False, ("regression",)),
+    "mean_absolute_error": ThresholdMetric("MeanAbsoluteError", False, ("regression",)),
     "calibration": ThresholdMetric(
         "Calibration", None, ("binary", "regression"), ("lower_bound", "upper_bound"),
         "calibration (mean prediction / mean label) is best at 1.0, neither higher nor lower is better, so "
         "only a band applies, e.g. {lower_bound: 0.9, upper_bound: 1.1}"),
-    "mean_squared_error": ThresholdMetric("MeanSquaredError", False, ("regression",)),
-    "root_mean_squared_error": ThresholdMetric("RootMeanSquaredError", False, ("regression",)),
-    "mean_absolute_error": ThresholdMetric("MeanAbsoluteError", False, ("regression",)),
     "example_count": ThresholdMetric(
         "ExampleCount", True, ("binary", "multiclass", "regression"), ("lower_bound",),
         "example_count is how many eval examples the verdict rests on, the same for candidate and baseline, "

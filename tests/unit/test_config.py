@@ -170,7 +170,7 @@ def test_each_task_gets_default_thresholds_it_can_compute():
     ({"name": "y"}, None, {"auc": {"lower_bound": 0.8}},
      r"unknown metrics \['auc'\] for task regression; choose from \['mean_squared_error'"),
     ({"name": "y", "classes": ["a", "b"]}, None, {"sparse_categorical_accuracy": {"lower_bound": 0.8}},
-     r"for task binary; choose from \['binary_accuracy', 'auc', 'auc_precision_recall'\]"),
+     r"for task binary; choose from \['binary_accuracy', 'auc', 'auc_precision_recall', 'precision'"),
 ])
 def test_label_and_thresholds_must_fit_the_task(label, task, thresholds, message):
     with pytest.raises(ValueError, match=message):
