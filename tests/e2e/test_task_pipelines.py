@@ -70,7 +70,9 @@ def test_binary_run_is_blessed_on_auc_and_pushed(breast_cancer):
     assert result.succeeded, result.error
     overall = result.metrics["Overall"]
     assert overall["auc/class_1"] >= 0.95, overall
-    assert {"auc_precision_recall/class_1", "binary_accuracy/class_1", "example_count"} <= set(overall)
+    binarized = {"auc_precision_recall", "binary_accuracy", "precision", "recall", "calibration"}
+    assert {f"{name}/class_1" for name in binarized} | {"example_count"} <= set(overall), overall
+    assert overall["example_count"] >= 50, "the config's example_count floor"
     assert result.blessed is True
     assert Path(result.pushed_path).parent == workdir / "serving_model" / "breast_cancer"
 
@@ -109,7 +111,7 @@ def test_regression_run_is_blessed_on_rmse_and_pushed(diabetes):
     assert result.succeeded, result.error
     overall = result.metrics["Overall"]
     assert overall["root_mean_squared_error"] <= 66, overall
-    assert {"mean_squared_error", "mean_absolute_error", "example_count"} <= set(overall)
+    assert {"mean_squared_error", "mean_absolute_error", "calibration", "example_count"} <= set(overall)
     assert result.blessed is True
     assert Path(result.pushed_path).parent == workdir / "serving_model" / "diabetes"
 
