@@ -3,6 +3,7 @@
 # Build from the repository root:
 #   docker build -f docker/serving.Dockerfile -t tfxpipe/serving:0.1.0 .
 # Bake a model in only when asked: --build-arg MODEL_DIR=runs/penguin/serving_model/penguin
+# Another config's model: --build-arg MODEL_NAME=<its model_name> (models.config then serves that name).
 FROM tensorflow/serving:2.16.1
 
 ARG MODEL_NAME=penguin
@@ -10,6 +11,9 @@ ARG MODEL_DIR=docker/no-model
 
 # The serving configs' one copy lives with the Kubernetes manifests (configs/serving links to it).
 COPY serving/k8s/base/config/ /etc/tfserving/
+# The shipped models.config serves penguin; serve MODEL_NAME from /models/MODEL_NAME instead.
+RUN sed -i -e "s#name: \"penguin\"#name: \"${MODEL_NAME}\"#" -e "s#\"/models/penguin\"#\"/models/${MODEL_NAME}\"#" \
+        /etc/tfserving/models.config
 # By default only a README lands in /models/<name>/; a MODEL_DIR of versions bakes the model in.
 COPY ${MODEL_DIR}/ /models/${MODEL_NAME}/
 
