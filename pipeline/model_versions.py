@@ -210,6 +210,5 @@ def _type_id(store, name: str) -> Optional[int]:
 
 
 def overall_metrics(evaluation_uri: str) -> dict[str, float]:
-    """The Overall slice's scalar metrics in an Evaluator output (the candidate's; not per class)."""
-    overall = tfma_results.metrics_by_slice(evaluation_uri).get(tfma_results.OVERALL, {})
-    return dict(sorted((name, value) for name, value in overall.items() if "/class_" not in name))
+    """The Overall slice's headline metrics in an Evaluator output (the candidate's)."""
+    return tfma_results.headline_metrics(tfma_results.metrics_by_slice(evaluation_uri).get(tfma_results.OVERALL, {}))

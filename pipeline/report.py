@@ -9,17 +9,18 @@ from rich.table import Table
 
 from pipeline.blessing import summary_lines
 from pipeline.run_outcome import DataValidation, RunResult
-
-_HEADLINE_METRICS = ("sparse_categorical_accuracy", "sparse_categorical_crossentropy", "example_count")
-
+from pipeline.tfma_results import headline_metrics
 
 def _metrics_table(result: RunResult) -> Table:
+    """One row per slice, one column per headline metric of the task (whatever the Evaluator computed)."""
+    rows = {slice_name: headline_metrics(values) for slice_name, values in result.metrics.items()}
+    columns = sorted({metric for values in rows.values() for metric in values})
     table = Table(title="Evaluation (TFMA, eval split)", title_justify="left")
     table.add_column("slice")
-    for metric in _HEADLINE_METRICS:
+    for metric in columns:
         table.add_column(metric.replace("sparse_categorical_", ""), justify="right")
-    for slice_name, values in result.metrics.items():
-        table.add_row(slice_name, *(f"{values[m]:.4g}" if m in values else "-" for m in _HEADLINE_METRICS))
+    for slice_name, values in rows.items():
+        table.add_row(slice_name, *(f"{values[m]:.4g}" if m in values else "-" for m in columns))
     return table
 
 

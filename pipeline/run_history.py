@@ -53,7 +53,7 @@ def run_status(result: RunResult) -> str:
 
 def _headline(result: RunResult) -> tuple[Optional[str], Optional[float]]:
     """The first threshold metric the Overall slice has (e.g. accuracy for a classifier)."""
-    overall = result.metrics.get(tfma_results.OVERALL, {})
+    overall = tfma_results.headline_metrics(result.metrics.get(tfma_results.OVERALL, {}))
     name = next((metric for metric in THRESHOLD_METRICS if metric in overall), None)
     return name, overall.get(name) if name else None
 

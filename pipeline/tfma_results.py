@@ -92,3 +92,17 @@ def metrics_by_slice(evaluation_uri: str) -> dict[str, dict[str, float]]:
     """Slice name → metric name (`/class_<id>` for per-class ones) → the candidate's value, Overall first."""
     return {name: {metric: models[CANDIDATE] for metric, models in values.items() if CANDIDATE in models}
             for name, values in metrics_by_model(evaluation_uri).items()}
+
+
+def headline_metrics(values: dict[str, float]) -> dict[str, float]:
+    """A slice's model-level metrics, for tables that show one row per slice or version.
+
+    Per-class metrics (`<metric>/class_<id>`) are left out, except for a binary model: its task metrics
+    are computed on the positive class only (binarized class_id 1, see pipeline.pipeline._metrics_specs),
+    so when class 1 is the only sub-key they are its headline and are shown without the suffix.
+    """
+    class_ids = {name.rsplit("/class_", 1)[1] for name in values if "/class_" in name}
+    headline = {name: value for name, value in values.items() if "/class_" not in name}
+    if class_ids == {"1"}:
+        headline.update({name.rsplit("/class_", 1)[0]: value for name, value in values.items() if "/class_" in name})
+    return dict(sorted(headline.items()))

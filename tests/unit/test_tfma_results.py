@@ -51,3 +51,11 @@ def test_metrics_by_slice_names_slices_and_classes_as_tfma_does(tmp_path):
     assert result["Overall"] == {"accuracy": 0.9, "recall/class_2": 0.25}
     expected = tfma.slicer.stringify_slice_key(tfma.slicer.deserialize_slice_key(sliced.slice_key))
     assert tfma_results.slice_name(sliced.slice_key) == expected
+
+
+def test_headline_metrics_keep_a_binary_models_positive_class_metrics_and_drop_per_class_ones():
+    binary = {"example_count": 60.0, "auc/class_1": 0.97, "precision/class_1": 0.9}
+    assert tfma_results.headline_metrics(binary) == {"auc": 0.97, "example_count": 60.0, "precision": 0.9}
+    multiclass = {"sparse_categorical_accuracy": 0.98, "precision/class_0": 1.0, "precision/class_1": 0.9,
+                  "precision/class_2": 0.95}
+    assert tfma_results.headline_metrics(multiclass) == {"sparse_categorical_accuracy": 0.98}
