@@ -38,3 +38,11 @@ def penguins_with_surplus_cell(directory: Path, line: int = 6) -> Path:
     bad.mkdir(parents=True)
     (bad / "penguins.csv").write_text("\n".join(lines) + "\n")
     return bad
+
+
+def without_infra_validation(loaded):
+    """`loaded` (a `pipeline.config.LoadedConfig`) with `serving.infra_validation` off, for runs that test
+    something else: the check starts a model server on the candidate and replays its warm-up (~30 s a run)."""
+    cfg = loaded.cfg
+    serving = cfg.serving.model_copy(update={"infra_validation": False})
+    return loaded.model_copy(update={"cfg": cfg.model_copy(update={"serving": serving})})
