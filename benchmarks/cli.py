@@ -150,7 +150,8 @@ def _figures(runs: list[tuple[float, float]]) -> dict:
 
 
 def print_table(figures: dict[str, dict], repeat: int) -> None:
-    print(f"| command | median wall s ({repeat} runs) | slowest wall s | median CPU s | ≤ {TARGET_SECONDS:g} s wall |")
+    print(f"| command | median wall s ({repeat} runs) | slowest wall s | median CPU s "
+          f"| ≤ {TARGET_SECONDS:g} s wall |")
     print("| --- | ---: | ---: | ---: | --- |")
     for name, figure in figures.items():
         met = "" if "reference" in name else ("yes" if figure["max_s"] <= TARGET_SECONDS else "**no**")
