@@ -85,8 +85,6 @@ def test_read_only_command_reads_the_store_without_the_ml_stack(command, workdir
 
 def test_predict_imports_only_the_client():
     """Against a port nothing listens on: the request is built and sent, and fails as unreachable."""
-    from serving.cli import predict  # noqa: F401 - the command exists where this test runs
-
     row = json.dumps({"bill_length_mm": 39.1, "island": "Torgersen"})
     code, imported, output = _cli("predict", "--model", "penguin", "--rest", "http://127.0.0.1:9", "--json", row,
                                   "--retries", "1", "--timeout", "2")
