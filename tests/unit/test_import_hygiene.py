@@ -24,9 +24,9 @@ ROOT = Path(__file__).resolve().parents[2]
 #: serving.protos loads without TensorFlow's __init__, do not count: they are plain protobuf).
 FORBIDDEN = ("tensorflow", "tensorflow.python", "tfx", "tensorflow_model_analysis", "tensorflow_transform",
              "tensorflow_data_validation", "apache_beam", "keras")
-#: Commands that only read a work directory; each gets --config and --workdir when it takes them.
-#: `runs` and `lineage` are checked once they are registered (the test says so when skipping them).
-READ_ONLY_COMMANDS = ("report", "runs", "lineage", "models")
+#: Commands that only read a work directory, with their arguments; each also gets --config and --workdir
+#: when it takes them. A command not registered in this tree is skipped (the test says so).
+READ_ONLY_COMMANDS = {"report": (), "runs": (), "lineage": ("penguin:1",), "models": ()}
 
 _RUN_CLI = """
 import json, sys
@@ -51,12 +51,20 @@ def _cli(*args: str) -> tuple[int, list[str], str]:
 
 @pytest.fixture
 def workdir(tmp_path) -> Path:
-    """A work directory with one finished run in its metadata store and one pushed version."""
-    (tmp_path / "serving_model" / "penguin" / "1").mkdir(parents=True)
+    """A work directory whose one finished run trained a model and pushed it as version 1."""
+    pushed = tmp_path / "serving_model" / "penguin" / "1"
+    pushed.mkdir(parents=True)
     store = mlmd_records.writable_store(tmp_path / "metadata.sqlite")
     run = mlmd_records.start_run(store, "run-1")
     mlmd_records.record(store, run, "CsvExampleGen", mlmd.Execution.COMPLETE,
                         outputs={"examples": mlmd_records.artifact("Examples", str(tmp_path / "examples"))})
+    mlmd_records.record(store, run, "Trainer", mlmd.Execution.COMPLETE,
+                        outputs={"model": mlmd_records.artifact("Model", str(tmp_path / "model"))})
+    [model] = store.get_artifacts_by_uri(str(tmp_path / "model"))
+    mlmd_records.record(store, run, "Pusher", mlmd.Execution.COMPLETE, inputs={"model": model},
+                        outputs={"pushed_model": mlmd_records.artifact(
+                            "PushedModel", str(tmp_path / "pushed"), pushed=1, pushed_version="1",
+                            pushed_destination=str(pushed))})
     return tmp_path
 
 
@@ -73,7 +81,7 @@ def test_read_only_command_reads_the_store_without_the_ml_stack(command, workdir
     if command not in main.commands:
         pytest.skip(f"`tfxpipe {command}` is not registered in this tree")
     options = {param.name for param in main.commands[command].params}
-    args = [command]
+    args = [command, *READ_ONLY_COMMANDS[command]]
     if "config_path" in options:
         args += ["--config", str(penguin_config_copy(tmp_path))]
     if "workdir" in options:
