@@ -79,7 +79,8 @@ def served(tfxpipe: str, serving_dir: Path, model_name: str) -> Iterator[str]:
         process.wait(timeout=60)
 
 
-def cases(tfxpipe: str, config: Path, workdir: Path, scratch: Path) -> dict[str, tuple[list[str], tuple[int, ...]]]:
+def cases(tfxpipe: str, config: Path, workdir: Path, model_name: str,
+          scratch: Path) -> dict[str, tuple[list[str], tuple[int, ...]]]:
     """Name → (command, accepted exit codes) for every command the target covers that this tree has."""
     from pipeline.cli import main
     from tests.support.config_files import misspell_model_key, penguin_config_copy, penguins_with_surplus_cell
@@ -87,9 +88,12 @@ def cases(tfxpipe: str, config: Path, workdir: Path, scratch: Path) -> dict[str,
     typo_config = str(penguin_config_copy(scratch, "typo", misspell_model_key))
     bad_data = str(penguins_with_surplus_cell(scratch))
     table = {"--help": ([tfxpipe, "--help"], (0,))}
+    latest = max((p.name for p in (workdir / "serving_model" / model_name).iterdir() if p.name.isdigit()), key=int)
+    arguments = {"lineage": [f"{model_name}:{latest}"]}  # the pushed version's lineage
     for name in READ_ONLY_COMMANDS:
         if name in main.commands:
-            table[name] = ([tfxpipe, name, "--config", str(config), "--workdir", str(workdir)], (0,))
+            table[name] = ([tfxpipe, name, *arguments.get(name, []), "--config", str(config),
+                            "--workdir", str(workdir)], (0,))
     table.update({
         "run, config typo": ([tfxpipe, "run", "--config", typo_config, "--workdir", str(scratch / "w")], (2,)),
         "run, malformed CSV": ([tfxpipe, "run", "--config", str(config), "--data", bad_data,
@@ -118,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
     scratch = Path(tempfile.mkdtemp(prefix="bench-cli-"))
     figures: dict[str, dict] = {}
     try:
-        table = cases(tfxpipe, args.config.resolve(), args.workdir.resolve(), scratch)
+        table = cases(tfxpipe, args.config.resolve(), args.workdir.resolve(), model_name, scratch)
         with served(tfxpipe, args.workdir / "serving_model", model_name) as url:
             row = json.dumps(_sample_row(args.config))
             table["predict"] = ([tfxpipe, "predict", "--model", model_name, "--rest", url, "--json", row], (0,))
