@@ -28,6 +28,11 @@ IMAGE_TAG ?= 0.1.0
 OVERLAY ?= dev
 CONFIG ?= configs/penguin.yaml
 PYTEST_ARGS ?=
+# The tests run on every core (pytest-xdist; docs/testing.md). --dist loadfile keeps each module on one worker,
+# so the pipeline runs a module shares through its module-scoped fixtures happen once and its tests keep
+# their order; --no-loadscope-reorder hands the modules out in collection order, the long e2e ones first
+# (by default xdist starts with the modules that have the most tests). PYTEST_XDIST= runs in one process.
+PYTEST_XDIST ?= -n auto --dist loadfile --no-loadscope-reorder
 
 .PHONY: venv check-venv tools missing-tools browser run test test-unit test-integration test-e2e test-modern modern-root stack images deploy audit audit-offline clean
 
@@ -98,16 +103,16 @@ run: $(STAMP)
 	$(VENV)/bin/tfxpipe serve-check --config $(CONFIG)
 
 test: $(STAMP) $(TEST_TOOLS) browser
-	$(VENV)/bin/python -m pytest tests $(PYTEST_ARGS)
+	$(VENV)/bin/python -m pytest tests $(PYTEST_XDIST) $(PYTEST_ARGS)
 
 test-unit: $(STAMP)
-	$(VENV)/bin/python -m pytest tests/unit $(PYTEST_ARGS)
+	$(VENV)/bin/python -m pytest tests/unit $(PYTEST_XDIST) $(PYTEST_ARGS)
 
 test-integration: $(STAMP) $(TEST_TOOLS)
-	$(VENV)/bin/python -m pytest tests/integration $(PYTEST_ARGS)
+	$(VENV)/bin/python -m pytest tests/integration $(PYTEST_XDIST) $(PYTEST_ARGS)
 
 test-e2e: $(STAMP) browser
-	$(VENV)/bin/python -m pytest tests/e2e $(PYTEST_ARGS)
+	$(VENV)/bin/python -m pytest tests/e2e $(PYTEST_XDIST) $(PYTEST_ARGS)
 
 # The modern stack on a machine too old for it: a Debian 13 root (debootstrap, built once under .stack/),
 # the modern lock installed in it (again only when the lock changes), and the unit tests, the penguin e2e,
@@ -116,7 +121,7 @@ test-e2e: $(STAMP) browser
 MODERN_TESTS ?= tests/unit tests/e2e/test_penguin_pipeline.py tests/integration/test_serving_conformance.py \
 	tests/integration/test_kubeflow_compile.py
 test-modern:
-	scripts/modern_stack.sh run python -m pytest -p no:cacheprovider $(MODERN_TESTS) $(PYTEST_ARGS)
+	scripts/modern_stack.sh run python -m pytest -p no:cacheprovider $(MODERN_TESTS) $(PYTEST_XDIST) $(PYTEST_ARGS)
 
 modern-root:
 	scripts/modern_stack.sh venv

@@ -39,10 +39,12 @@ def run(ctx: click.Context, config_path: str, data: str | None, workdir: str | N
     exist), 3 no new span since the last run (nothing to do: safe for cron).
     """
     from pipeline import config as config_lib
-    from pipeline import runners, report, spans
 
     with fail_on_config_error():
         loaded = config_lib.load(config_path, data=data)
+        # Only a valid config pays for these (ML Metadata, then TFX inside run_local, after the data preflight).
+        from pipeline import runners, report, spans
+
         try:
             result = runners.run_local(loaded, workdir=workdir, runner=runner, extra_beam_args=list(beam_args),
                                        verbose=ctx.obj["verbose"], span=span)
@@ -118,10 +120,11 @@ def serve_check(config_path: str, workdir: str | None) -> None:
 def compile_command(config_path: str, target: str, output: str, pipeline_root: str | None) -> None:
     """Compile the pipeline for Kubeflow Pipelines (KubeflowV2DagRunner), offline."""
     from pipeline import config as config_lib
-    from pipeline import kubeflow
 
     with fail_on_config_error():
         loaded = config_lib.load(config_path, check_data=False)
+        from pipeline import kubeflow  # imports TFX (seconds): only once the config is known to be valid
+
         path = kubeflow.compile_pipeline(loaded, output, pipeline_root=pipeline_root)
     click.echo(f"wrote {path} (target {target}, image {loaded.cfg.kubeflow.image})")
 
@@ -143,13 +146,14 @@ def submit(host: str, config_path: str, experiment: str | None, run_name: str | 
     import tempfile
 
     from pipeline import config as config_lib
-    from pipeline import kubeflow
 
     if recurring != (cron is not None):
         click.secho("error: --recurring and --cron go together (e.g. --recurring --cron '0 3 * * *')", fg="red", err=True)
         raise SystemExit(2)
     with fail_on_config_error():
         loaded = config_lib.load(config_path, check_data=False)
+        from pipeline import kubeflow  # imports TFX (seconds): only once the config is known to be valid
+
         arguments = kubeflow.span_argument(span) if span is not None else {}
         experiment = experiment or loaded.cfg.pipeline_name
         with tempfile.TemporaryDirectory() as tmp:

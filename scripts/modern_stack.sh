@@ -105,7 +105,7 @@ install_venv() {
 # callback needs), kfp (TFX 1.21's kfp extra is empty on Python >= 3.12, but kfp 2.17 installs), the project's
 # own requirements (setup.py) and what the tests and benchmarks import.
 RESOLVE="tfx==1.21.0 tensorboard dill 'pydantic>=2' PyYAML 'click>=8' rich starlette 'uvicorn[standard]' httpx \
-prometheus-client orjson portpicker psutil pytest pytest-timeout hypothesis schemathesis fastapi scikit-learn \
+prometheus-client orjson portpicker psutil pytest pytest-timeout pytest-xdist hypothesis schemathesis fastapi scikit-learn \
 kubernetes-validate kfp"
 LOCK_HEADER="# Fully pinned modern stack for tfxpipe (Python 3.13, tfx==1.21.0), resolved by scripts/modern_stack.sh resolve in a Debian 13 root. Installed with --no-deps so pip never resolves."
 resolve_lock() {

@@ -37,6 +37,7 @@ def _config(tmp_path: Path, **validation) -> Path:
     raw["validation"].update(schema_path=str(ROOT / "configs/schemas/penguin.pbtxt"), **validation)
     raw["model"].update(epochs=12, early_stopping_patience=3, learning_rate=0.03)
     raw["evaluation"] = {"thresholds": {"sparse_categorical_accuracy": {"lower_bound": 0.5, "max_decrease": 0.5}}}
+    raw["serving"] = {"infra_validation": False}  # not what these tests check (~30 s a run)
     path = tmp_path / f"penguin-{len(list(tmp_path.glob('*.yaml')))}.yaml"
     path.write_text(yaml.safe_dump(raw))
     return path

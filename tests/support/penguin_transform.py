@@ -9,19 +9,24 @@ directory with gzipped TFRecords under `Split-train/` and `Split-eval/`.
 
 The Beam run takes tens of seconds, so `shared_transform_run()` runs it once per process in a
 temporary directory removed at exit; the integration tests' `penguin_transform_run` fixture and the
-serving tests' fixture models (tests/support/serving_fixtures.py) both read it.
+serving tests' fixture models (tests/support/serving_fixtures.py) both read it. Under pytest-xdist the
+workers of one run share one directory (`built_once`): the first worker that needs the transform (or a
+fixture model) builds it, the others wait for it and reuse it; tests/conftest.py removes the directory
+when the run ends.
 """
 from __future__ import annotations
 
 import atexit
 import csv
 import dataclasses
+import fcntl
 import functools
+import os
 import shutil
 import tempfile
 import threading
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from tests.support.trainer_configs import PROJECT_ROOT, penguin_loaded_config
 
@@ -109,32 +114,57 @@ def run_transform(root: Path) -> TransformRun:
         _ = transform_fn | tft_beam.WriteTransformFn(str(root / "transform_graph"))
     # TFX's Transform also stores the raw schema beside the graph; the exporter reads raw specs from it.
     metadata_io.write_metadata(metadata, str(root / "transform_graph" / tft.TFTransformOutput.RAW_METADATA_DIR))
-    return TransformRun(root / "transform_graph", examples_dir, config)
+    return _transform_run_at(root, config)
+
+
+def _transform_run_at(root: Path, config: dict) -> TransformRun:
+    return TransformRun(root / "transform_graph", root / "transformed_examples", config)
 
 
 _LOCK = threading.Lock()
 
 
+def xdist_shared_root(controller_pid: int) -> Path:
+    """The directory the pytest-xdist workers of the run controlled by `controller_pid` share."""
+    return Path(tempfile.gettempdir()) / f"tfxpipe-test-models-xdist-{controller_pid}"
+
+
 @functools.lru_cache(maxsize=None)
 def _cache_root() -> Path:
+    if os.environ.get("PYTEST_XDIST_WORKER"):  # an xdist worker: its parent is the run's controller
+        root = xdist_shared_root(os.getppid())
+        root.mkdir(exist_ok=True)
+        return root
     root = Path(tempfile.mkdtemp(prefix="tfxpipe-test-models-"))
     atexit.register(shutil.rmtree, root, ignore_errors=True)
     return root
 
 
+def built_once(name: str, build: Callable[[Path], Any]) -> Path:
+    """`<cache root>/<name>`, made by `build(directory)` unless it is already there.
+
+    A lock file serialises the build between processes sharing the root (xdist workers), and the
+    result appears by one rename, so a reader never sees half a directory.
+    """
+    target = _cache_root() / name
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with open(target.with_name(target.name + ".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not target.exists():
+            staging = target.with_name(f"{target.name}.building-{os.getpid()}")
+            shutil.rmtree(staging, ignore_errors=True)
+            build(staging)
+            os.replace(staging, target)
+    return target
+
+
 @functools.lru_cache(maxsize=None)
 def _shared_run() -> TransformRun:
-    return run_transform(_cache_root() / "penguin_transform")
+    root = built_once("penguin_transform", run_transform)
+    return _transform_run_at(root, penguin_loaded_config().cfg.trainer_config())
 
 
 def shared_transform_run() -> TransformRun:
     """The penguin transform, run on first use and reused for the rest of the process."""
     with _LOCK:
         return _shared_run()
-
-
-def cache_dir(name: str) -> Path:
-    """A directory under the same per-process temporary root (removed at exit)."""
-    path = _cache_root() / name
-    path.mkdir(parents=True, exist_ok=True)
-    return path

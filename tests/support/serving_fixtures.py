@@ -186,17 +186,19 @@ _VARIANTS_LOCK = threading.Lock()
 
 
 class ModelStore:
-    """Copies fixture variants into version directories; each variant is exported once per process."""
+    """Copies fixture variants into version directories; each variant is exported once per process
+    (once per run under pytest-xdist: `penguin_transform.built_once`)."""
 
     def variant(self, favoured_class: int | None = None, include_regression: bool = False) -> Path:
-        from tests.support.penguin_transform import cache_dir
+        from tests.support.penguin_transform import built_once
 
         key = (favoured_class, include_regression)
         with _VARIANTS_LOCK:
             if key not in _VARIANTS:
-                target = cache_dir("variants") / f"variant_{favoured_class}_{int(include_regression)}"
-                _VARIANTS[key] = write_model(target, favoured_class=favoured_class,
-                                             include_regression=include_regression)
+                _VARIANTS[key] = built_once(
+                    f"variants/variant_{favoured_class}_{int(include_regression)}",
+                    lambda target: write_model(target, favoured_class=favoured_class,
+                                               include_regression=include_regression))
             return _VARIANTS[key]
 
     def push(self, base_path: Path, version: int, favoured_class: int | None = None,
