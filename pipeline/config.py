@@ -191,6 +191,13 @@ class ModelConfig(_Strict):
     #: Start from the latest blessed model's weights (layers whose shapes match; grown vocabularies keep
     #: their old rows); the first run, or an incompatible base model, trains from scratch, saying why.
     warm_start: bool = False
+    #: Keras `mixed_float16`: the hidden layers compute in float16 (GPU tensor cores) with float32
+    #: variables and loss scaling; the head stays float32, so predictions and every exported signature
+    #: keep float32 outputs. A speed-up on GPUs with tensor cores only; on CPU it slows training.
+    mixed_precision: bool = False
+    #: Multiply learning_rate by the number of replicas (the linear scaling rule: the global batch is
+    #: batch_size_per_replica × replicas, so each step averages that many more examples).
+    scale_learning_rate: bool = False
 
 
 #: `model:` keys a `tuning.search_space` may range over.

@@ -3,7 +3,9 @@
 Distribution is a parameter, not a code path: the model is always built inside a MirroredStrategy
 scope — on every logical GPU when there are any, otherwise on every logical CPU (one device on a
 plain host, two in the tests that configure two logical CPUs) — and the global batch scales with the
-number of replicas. A `training_summary.json` in `model_run_dir` records what actually ran.
+number of replicas (and, with `model.scale_learning_rate`, so does the learning rate). GPU memory
+grows on demand instead of being claimed whole at start-up, so the trainer can share a device with
+Beam workers or another trainer. A `training_summary.json` in `model_run_dir` records what actually ran.
 """
 from __future__ import annotations
 
@@ -30,6 +32,32 @@ from trainer.trainer_config import ModelHparams, TrainerConfig
 SUMMARY_FILE = "training_summary.json"
 
 
+def enable_gpu_memory_growth() -> list[str]:
+    """Lets TensorFlow take GPU memory as it needs it instead of all of it at start-up; returns the GPUs
+    it was set on.
+
+    Must run before TensorFlow initialises its devices (the first op, or listing logical devices):
+    afterwards the setting cannot change, which is logged, not raised — training still works, it just
+    does not share the device. Processes we do not start ourselves (Beam workers) get the same from
+    `TF_FORCE_GPU_ALLOW_GROWTH=true`, which the CUDA image sets.
+    """
+    configured = []
+    for gpu in tf.config.list_physical_devices("GPU"):
+        try:
+            tf.config.experimental.set_memory_growth(gpu, True)
+        except RuntimeError as error:
+            logging.warning("GPU memory growth not set on %s (TensorFlow already initialised it): %s", gpu.name, error)
+        else:
+            configured.append(gpu.name)
+    return configured
+
+
+def scaled_learning_rate(hparams: ModelHparams, replicas: int) -> float:
+    """`learning_rate` × `replicas` with `scale_learning_rate` (the linear scaling rule: the global batch
+    grows with the replicas, so each step averages over that many more examples), else as configured."""
+    return hparams.learning_rate * replicas if hparams.scale_learning_rate else hparams.learning_rate
+
+
 def make_strategy() -> tf.distribute.MirroredStrategy:
     """MirroredStrategy over all logical GPUs, or all logical CPUs when there is no GPU."""
     devices = tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("CPU")
@@ -51,7 +79,10 @@ def make_dataset(
     dataset = fn_args.data_accessor.tf_dataset_factory(
         file_patterns, options, tf_transform_output.transformed_metadata.schema
     )
-    return dataset.map(_drop_unlabeled)
+    # TFXIO already reads files in parallel and parses whole batches; the label filter runs on parallel
+    # threads in order, and the prefetch overlaps all of it with the training step.
+    return dataset.map(_drop_unlabeled, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True).prefetch(
+        tf.data.AUTOTUNE)
 
 
 def _drop_unlabeled(batch: dict, label: tf.Tensor):
@@ -150,6 +181,7 @@ def _best_values(fn_args) -> Optional[dict[str, Any]]:
 
 def run_fn(fn_args) -> None:
     """Trains the configured model (the task's head) and exports it to `fn_args.serving_model_dir`."""
+    enable_gpu_memory_growth()  # first: before anything initialises TensorFlow's devices
     config = trainer_config.parse(fn_args.custom_config, "run_fn")
     hparams = tuned_hparams(config.model, _best_values(fn_args))
     config = dataclasses.replace(config, model=hparams)
@@ -167,10 +199,13 @@ def run_fn(fn_args) -> None:
     one_pass = make_dataset(fn_args, fn_args.train_files, tf_transform_output, config, global_batch, shuffle=False)
     moments, weights = label_moments(config, one_pass), class_weights(config, one_pass)
     sizes, vocabulary = vocabulary_sizes(config, tf_transform_output), vocabularies(config, tf_transform_output)
+    learning_rate = scaled_learning_rate(hparams, strategy.num_replicas_in_sync)
     with strategy.scope():  # mirrored variables are created, and warm-start assigned, in the scope
-        model = build_configured_model(config, sizes, moments)
+        model = build_configured_model(
+            dataclasses.replace(config, model=dataclasses.replace(hparams, learning_rate=learning_rate)), sizes, moments)
         started = _warm_start(fn_args, model, config, sizes, vocabulary)
-    logging.info("Training on %d replica(s), global batch %d", strategy.num_replicas_in_sync, global_batch)
+    logging.info("Training on %d replica(s), global batch %d, learning rate %g", strategy.num_replicas_in_sync,
+                 global_batch, learning_rate)
     with warnings.catch_warnings():
         # Finite datasets have unknown cardinality until the first epoch ends; Keras 3 then warns that
         # the input "ran out of data" although one full pass per epoch is exactly what is intended.
@@ -188,7 +223,7 @@ def run_fn(fn_args) -> None:
     export.export_serving_model(model, tf_transform_output, config, fn_args.serving_model_dir)
     warm_start.save(warm_start.snapshot(model, config, sizes, vocabulary), fn_args.serving_model_dir)
     write_training_summary(fn_args.model_run_dir, strategy, global_batch, history, final_metrics, hparams,
-                           started)
+                           started, learning_rate)
 
 
 def _warm_start(fn_args, model, config: TrainerConfig, sizes: Mapping[str, int],
@@ -219,14 +254,17 @@ def code_version() -> dict[str, str]:
 def write_training_summary(
     run_dir: str, strategy: tf.distribute.Strategy, global_batch: int, history, final_metrics: Mapping[str, float],
     hparams: Optional[ModelHparams] = None, started: Optional[warm_start.WarmStart] = None,
+    learning_rate: Optional[float] = None,
 ) -> dict[str, Any]:
-    """Records replicas, batch, epochs run, the hyper-parameters trained with (tuned ones included),
-    the restored model's eval metrics and the warm start (base model, or why cold) as JSON in `run_dir`."""
+    """Records replicas, batch, epochs run, the hyper-parameters trained with (tuned ones included), the
+    learning rate the optimizer used (scaled with the replicas when configured), the restored model's eval
+    metrics and the warm start (base model, or why cold) as JSON in `run_dir`."""
     val_losses = history.history.get("val_loss", [])
     summary = {
         "num_replicas": strategy.num_replicas_in_sync,
         "devices": list(strategy.extended.worker_devices),
         "global_batch_size": global_batch,
+        "learning_rate": learning_rate,
         "epochs_run": len(history.history.get("loss", [])),
         "best_epoch": (val_losses.index(min(val_losses)) + 1) if val_losses else None,
         "final_eval_metrics": {k: float(v) for k, v in final_metrics.items()},

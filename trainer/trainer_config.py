@@ -104,6 +104,8 @@ class ModelHparams:
     early_stopping_patience: int
     seed: int
     warm_start: bool
+    mixed_precision: bool
+    scale_learning_rate: bool
 
 
 @dataclasses.dataclass(frozen=True)

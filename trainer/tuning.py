@@ -70,6 +70,7 @@ def tuner_fn(fn_args):
     from trainer import task, trainer_config
     from trainer.model import build_configured_model
 
+    task.enable_gpu_memory_growth()
     config: TrainerConfig = trainer_config.parse(fn_args.custom_config, "tuner_fn")
     if config.tuning is None:
         raise trainer_config.TrainerConfigError("tuner_fn needs custom_config.tuning (the YAML's tuning: block)")

@@ -1,6 +1,9 @@
 """build_model on in-memory tensors: shapes, compile contract, and that it learns a separable task."""
 from __future__ import annotations
 
+import dataclasses
+
+import keras
 import numpy as np
 import pytest
 
@@ -109,3 +112,31 @@ def test_regression_head_predicts_in_label_units_when_normalised():
 def test_unknown_task_is_refused():
     with pytest.raises(ValueError, match="unknown task"):
         build_model(FEATURES, VOCABULARY_SIZES, HPARAMS, num_classes=3, task="ranking")
+
+
+MIXED_HPARAMS = dataclasses.replace(HPARAMS, mixed_precision=True)
+
+
+@pytest.mark.parametrize("task", ["multiclass", "binary", "regression"])
+def test_mixed_precision_computes_in_float16_but_keeps_float32_variables_and_outputs(task):
+    model = build_model(FEATURES, VOCABULARY_SIZES, MIXED_HPARAMS, num_classes=3, task=task,
+                        label_moments=(0.0, 1.0) if task == "regression" else None)
+    hidden = model.get_layer("hidden_0")
+    assert (hidden.compute_dtype, hidden.variable_dtype) == ("float16", "float32")
+    assert model.get_layer("shape_embedding").compute_dtype == "float16"
+    assert {v.dtype for v in model.weights} == {"float32"}, "variables stay float32 (the optimizer updates them)"
+    batch, _ = _separable_batch(rows=4)
+    assert keras.backend.standardize_dtype(model(batch, training=False).dtype) == "float32"
+    assert isinstance(model.optimizer, keras.optimizers.LossScaleOptimizer)
+
+
+def test_mixed_precision_model_learns_and_leaves_the_default_policy_alone():
+    model = build_model(FEATURES, VOCABULARY_SIZES, MIXED_HPARAMS, num_classes=3)
+    batch, labels = _separable_batch()
+    history = model.fit(batch, labels, batch_size=32, epochs=8, verbose=0)
+    assert history.history["loss"][-1] < 0.7 * history.history["loss"][0]
+    assert history.history[ACCURACY_METRIC][-1] > 0.8
+    assert keras.config.dtype_policy().name == "float32", "the policy is per layer, never global"
+    plain = build_model(FEATURES, VOCABULARY_SIZES, HPARAMS, num_classes=3)
+    assert plain.get_layer("hidden_0").compute_dtype == "float32"
+    assert not isinstance(plain.optimizer, keras.optimizers.LossScaleOptimizer)
