@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tests.support.trainer_fn_args import fn_args_from_artifacts
 from trainer import contract
 
 pytestmark = pytest.mark.slow
@@ -31,29 +32,9 @@ def _run_fn_with_two_logical_cpus(transform_graph_dir: str, examples_dir: str, o
 
     from trainer.task import run_fn
 
-    fn_args = _fn_args(transform_graph_dir, examples_dir, out_dir, config_json)
+    fn_args = fn_args_from_artifacts(transform_graph_dir, examples_dir, out_dir, config_json)
     fn_args.base_model = base_model or None
     run_fn(fn_args)
-
-
-def _fn_args(transform_graph_dir: str, examples_dir: str, out_dir: str, config_json: str):
-    """FnArgs as the Trainer/Tuner executors build them, from Examples/TransformGraph artifacts."""
-    from tfx.components.trainer import fn_args_utils
-    from tfx.types import artifact_utils, standard_artifacts, standard_component_specs as specs
-
-    examples = standard_artifacts.Examples()
-    examples.uri = examples_dir
-    examples.split_names = artifact_utils.encode_split_names(["train", "eval"])
-    transform_graph = standard_artifacts.TransformGraph()
-    transform_graph.uri = transform_graph_dir
-    fn_args = fn_args_utils.get_common_fn_args(
-        {specs.EXAMPLES_KEY: [examples], specs.TRANSFORM_GRAPH_KEY: [transform_graph]},
-        {specs.TRAIN_ARGS_KEY: "{}", specs.EVAL_ARGS_KEY: "{}", specs.CUSTOM_CONFIG_KEY: config_json},
-        working_dir=out_dir,
-    )
-    fn_args.serving_model_dir = str(Path(out_dir) / "serving_model")
-    fn_args.model_run_dir = str(Path(out_dir) / "model_run")
-    return fn_args
 
 
 @pytest.fixture(scope="module")
@@ -112,19 +93,26 @@ def test_exports_the_contract_signatures(loaded):
     assert {contract.SERVING_SIGNATURE, contract.CLASSIFY_SIGNATURE, contract.TRANSFORM_SIGNATURE} <= set(loaded.signatures)
 
 
+RAW_ROWS = {  # an Adelie, a Gentoo on an island never seen in training, a Chinstrap missing sex and bill length
+    "bill_length_mm": [39.1, 46.1, float("nan")],  # NaN: missing, imputed like an empty CSV cell
+    "bill_depth_mm": [18.7, 13.2, 17.9],
+    "flipper_length_mm": [181.0, 211.0, 192.0],  # int64 in the schema, float32 on the wire
+    "body_mass_g": [3750.0, 4500.0, 3500.0],
+    "island": ["Torgersen", "Atlantis", "Dream"],
+    "sex": ["male", "female", ""],
+}
+
+
+def _raw_inputs():
+    import tensorflow as tf
+
+    return {k: tf.constant(v, tf.string if isinstance(v[0], str) else tf.float32) for k, v in RAW_ROWS.items()}
+
+
 def test_serving_default_takes_raw_float_and_string_features(loaded):
     import tensorflow as tf
 
-    rows = {  # an Adelie, a Gentoo on an island never seen in training, a Chinstrap missing sex and bill length
-        "bill_length_mm": [39.1, 46.1, float("nan")],  # NaN: missing, imputed like an empty CSV cell
-        "bill_depth_mm": [18.7, 13.2, 17.9],
-        "flipper_length_mm": [181.0, 211.0, 192.0],  # int64 in the schema, float32 on the wire
-        "body_mass_g": [3750.0, 4500.0, 3500.0],
-        "island": ["Torgersen", "Atlantis", "Dream"],
-        "sex": ["male", "female", ""],
-    }
-    inputs = {k: tf.constant(v, tf.string if isinstance(v[0], str) else tf.float32) for k, v in rows.items()}
-    outputs = loaded.signatures[contract.SERVING_SIGNATURE](**inputs)
+    outputs = loaded.signatures[contract.SERVING_SIGNATURE](**_raw_inputs())
     scores = outputs[contract.SCORES]
     assert scores.dtype == tf.float32 and scores.shape == (3, 3)
     assert np.isfinite(scores.numpy()).all()
@@ -237,7 +225,7 @@ def test_tuner_fn_searches_on_the_transformed_data_and_run_fn_takes_its_best_val
     config = {**penguin_transform_run.config, "tuning": {
         "algorithm": "random", "max_trials": 2, "epochs_per_trial": 1,
         "search_space": {"hidden_units": [[4], [8, 4]], "learning_rate": [0.02]}}}
-    fn_args = _fn_args(str(penguin_transform_run.transform_graph_dir),
+    fn_args = fn_args_from_artifacts(str(penguin_transform_run.transform_graph_dir),
                        str(penguin_transform_run.transformed_examples_dir), str(tmp_path), json.dumps(config))
     result = tuning.tuner_fn(fn_args)
     result.tuner.search(**result.fit_kwargs)
@@ -261,3 +249,24 @@ def test_warm_start_from_the_trained_model_begins_below_a_cold_start(trained, pe
     assert warm["warm_start"]["warm"] is True and warm["warm_start"]["base_model"] == str(serving_dir)
     assert {"hidden_0", "probabilities", "sex_embedding"} <= set(warm["warm_start"]["copied"])
     assert warm["history"]["loss"][0] < 0.8 * cold["history"]["loss"][0], (warm["history"], cold["history"])
+
+
+def test_mixed_precision_with_scaled_learning_rate_trains_and_exports_float32(penguin_transform_run, tmp_path):
+    """mixed_float16 on two replicas with the learning rate scaled by them: the loss falls and every
+    exported signature still answers float32."""
+    import tensorflow as tf
+
+    config = penguin_transform_run.config
+    mixed = {**config, "model": {**config["model"], "mixed_precision": True, "scale_learning_rate": True, "epochs": 5}}
+    _train_in_subprocess(penguin_transform_run, tmp_path, mixed)
+    summary = json.loads((tmp_path / "model_run" / "training_summary.json").read_text())
+    assert summary["num_replicas"] == 2
+    assert summary["learning_rate"] == pytest.approx(2 * config["model"]["learning_rate"])
+    assert summary["hyperparameters"]["mixed_precision"] is True
+    assert summary["history"]["loss"][-1] < summary["history"]["loss"][0]
+    loaded = tf.saved_model.load(str(tmp_path / "serving_model"))
+    scores = loaded.signatures[contract.SERVING_SIGNATURE](**_raw_inputs())[contract.SCORES]
+    assert scores.dtype == tf.float32 and np.isfinite(scores.numpy()).all()
+    examples = tf.constant([_example(GENTOO)])
+    classified = loaded.signatures[contract.CLASSIFY_SIGNATURE](**{contract.CLASSIFY_INPUTS: examples})
+    assert classified[contract.SCORES].dtype == tf.float32
