@@ -82,14 +82,17 @@ def stock_components(loaded, through: str) -> list:
     return [example_gen, statistics_gen, schema_gen, example_validator, transform]
 
 
-def pipeline_components(loaded, paths, beam_args: list[str], through: str) -> list:
-    """The pipeline's own components (`create_pipeline`), up to the schema or up to Transform."""
+def pipeline_run(loaded, paths, beam_args: list[str], through: str):
+    """The pipeline `create_pipeline` builds, and RunOptions running it only up to the schema or up to
+    Transform (a partial run: the nodes after it stay in the DAG, unrun)."""
+    from tfx.orchestration.pipeline import RunOptions  # partial runs are not in tfx.v1's surface
+
     from pipeline.pipeline import create_pipeline
 
-    components = create_pipeline(loaded, paths, beam_args=beam_args, enable_cache=False).components
-    ids = [component.id for component in components]
-    last = next(i for i, node in enumerate(ids) if node in SCHEMA_NODES) if through == "schema" else ids.index("Transform")
-    return components[: last + 1]
+    pipeline = create_pipeline(loaded, paths, beam_args=beam_args, enable_cache=False)
+    ids = [component.id for component in pipeline.components]
+    last = next(node for node in ids if node in SCHEMA_NODES) if through == "schema" else "Transform"
+    return pipeline, RunOptions(to_nodes=[last])
 
 
 def run_variant(variant: str, config_path: str, data: str, workdir: str, through: str) -> dict:
@@ -104,14 +107,17 @@ def run_variant(variant: str, config_path: str, data: str, workdir: str, through
     paths = runners.pipeline_paths(loaded, layout)
     source, extra_args = VARIANTS[variant]
     beam_args = list(loaded.cfg.beam.args) + extra_args
-    components = (stock_components(loaded, through) if source == "stock"
-                  else pipeline_components(loaded, paths, beam_args, through))
-    pipeline = tfx.dsl.Pipeline(
-        pipeline_name=f"{loaded.cfg.pipeline_name}_data_stages", pipeline_root=paths.pipeline_root,
-        components=components, enable_cache=False, beam_pipeline_args=beam_args,
-        metadata_connection_config=tfx.orchestration.metadata.sqlite_metadata_connection_config(paths.metadata_path))
+    if source == "stock":
+        run_options = None
+        pipeline = tfx.dsl.Pipeline(
+            pipeline_name=f"{loaded.cfg.pipeline_name}_stock", pipeline_root=paths.pipeline_root,
+            components=stock_components(loaded, through), enable_cache=False, beam_pipeline_args=beam_args,
+            metadata_connection_config=tfx.orchestration.metadata.sqlite_metadata_connection_config(
+                paths.metadata_path))
+    else:
+        pipeline, run_options = pipeline_run(loaded, paths, beam_args, through)
     started = time.perf_counter()
-    tfx.orchestration.LocalDagRunner().run(pipeline)
+    tfx.orchestration.LocalDagRunner().run(pipeline, run_options=run_options)
     seconds = time.perf_counter() - started
     runs = run_outcome.latest_run_components(run_outcome.open_store(layout.metadata_path))
     return {"pipeline_seconds": seconds, "beam_args": beam_args,
@@ -137,9 +143,12 @@ def measure(variant: str, config_path: str, data: str, workdir: Path, through: s
 
     command = [sys.executable, "-m", "benchmarks.data_stages", "--run-one", variant, "--config", config_path,
                "--data", data, "--workdir", str(workdir), "--through", through]
+    workdir.mkdir(parents=True, exist_ok=True)
+    log = workdir / "stderr.log"
     started = time.perf_counter()
-    child = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
-                             env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
+    with open(log, "w") as stderr:
+        child = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=stderr, text=True,
+                                 env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
     peak, done = [0], threading.Event()
 
     def sample() -> None:
@@ -157,7 +166,7 @@ def measure(variant: str, config_path: str, data: str, workdir: Path, through: s
     sampler.join()
     lines = [line for line in output.splitlines() if line.startswith(RESULT_PREFIX)]
     if child.returncode or not lines:
-        raise RuntimeError(f"{variant} failed (exit {child.returncode}); run it alone: {' '.join(command)}")
+        raise RuntimeError(f"{variant} failed (exit {child.returncode}; its log: {log}):\n{log.read_text()[-3000:]}")
     result = json.loads(lines[-1][len(RESULT_PREFIX):])
     return {**result, "variant": variant, "process_seconds": time.perf_counter() - started,
             "peak_rss_gb": peak[0] / 1e9}
