@@ -85,6 +85,47 @@ def make_dataset(
         tf.data.AUTOTUNE)
 
 
+def in_memory(dataset: tf.data.Dataset) -> Optional[tuple[dict[str, tf.Tensor], tf.Tensor]]:
+    """One pass of a finite (features, label) batch dataset as whole-split tensors; None when it is
+    empty or a feature is not a dense tensor (then it cannot be gathered by row)."""
+    features, labels = {}, []
+    for batch, label in dataset:
+        if not all(isinstance(value, tf.Tensor) for value in batch.values()):
+            return None
+        for key, value in batch.items():
+            features.setdefault(key, []).append(value)
+        labels.append(label)
+    if not labels:
+        return None
+    return {key: tf.concat(values, axis=0) for key, values in features.items()}, tf.concat(labels, axis=0)
+
+
+def shuffled_batches(features: Mapping[str, tf.Tensor], labels: tf.Tensor, batch_size: int,
+                     seed: int) -> tf.data.Dataset:
+    """Batches of in-memory rows, reshuffled every epoch (deterministically from `seed`).
+
+    Row indices are shuffled and batched, then each batch is one gather per feature — what Keras does
+    for in-memory arrays, and far cheaper than re-reading and re-parsing the records every epoch.
+    """
+    rows = int(labels.shape[0])
+    order = tf.data.Dataset.range(rows).shuffle(rows, seed=seed, reshuffle_each_iteration=True).batch(batch_size)
+    return order.map(
+        lambda index: ({key: tf.gather(value, index) for key, value in features.items()}, tf.gather(labels, index)),
+        num_parallel_calls=tf.data.AUTOTUNE, deterministic=True).prefetch(tf.data.AUTOTUNE)
+
+
+def training_dataset(fn_args, tf_transform_output: tft.TFTransformOutput, config: TrainerConfig,
+                     batch_size: int) -> tf.data.Dataset:
+    """The training split, one pass per epoch, shuffled: held in memory with `model.cache_training_data`
+    (its records read and parsed once), else streamed from the TFRecords every epoch."""
+    if config.model.cache_training_data:
+        held = in_memory(make_dataset(fn_args, fn_args.train_files, tf_transform_output, config, batch_size,
+                                      shuffle=False))
+        if held is not None:
+            return shuffled_batches(*held, batch_size, config.model.seed)
+    return make_dataset(fn_args, fn_args.train_files, tf_transform_output, config, batch_size, shuffle=True)
+
+
 def _drop_unlabeled(batch: dict, label: tf.Tensor):
     """Rows whose label is missing (id -1, or NaN for regression) teach nothing; they are dropped."""
     label = tf.reshape(label, [-1])
@@ -191,7 +232,7 @@ def run_fn(fn_args) -> None:
     global_batch = hparams.batch_size_per_replica * strategy.num_replicas_in_sync
     epochs = hparams.epochs
     steps_per_epoch = _steps_per_epoch(fn_args.train_steps, epochs)
-    train = make_dataset(fn_args, fn_args.train_files, tf_transform_output, config, global_batch, shuffle=True)
+    train = training_dataset(fn_args, tf_transform_output, config, global_batch)
     if steps_per_epoch:
         train = train.repeat()
     validation = make_dataset(fn_args, fn_args.eval_files, tf_transform_output, config, global_batch, shuffle=False)

@@ -106,6 +106,7 @@ class ModelHparams:
     warm_start: bool
     mixed_precision: bool
     scale_learning_rate: bool
+    cache_training_data: bool
 
 
 @dataclasses.dataclass(frozen=True)
