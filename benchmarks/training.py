@@ -5,9 +5,8 @@ For each replica count, in a fresh process (devices are configured before Tensor
 the model `run_fn` trains (`trainer.model.build_configured_model`, built in `trainer.task.make_strategy()`'s
 scope) is fit for `--epochs` epochs
 
-- `pipeline`: on `trainer.task.training_dataset`, the input `run_fn` trains on (with the config's
-  `model.cache_training_data`, by default: the split read once through TFX's DataAccessor, then
-  reshuffled in memory every epoch);
+- `pipeline`: on `trainer.task.training_dataset` with `model.cache_training_data: true` (the split
+  read once through TFX's DataAccessor, then reshuffled in memory every epoch);
 - `streamed`: on `trainer.task.make_dataset`, the transformed TFRecords read and parsed again every
   epoch through TFXIO (what `cache_training_data: false` trains on);
 - `in-memory`: on the same transformed rows, read once into NumPy arrays beforehand, with Keras's own
@@ -90,7 +89,7 @@ def measure(args, replicas: int) -> dict:
     from trainer.model import build_configured_model
 
     loaded = config.load(args.config, check_data=False)
-    model_updates = {"mixed_precision": args.mixed_precision}
+    model_updates = {"mixed_precision": args.mixed_precision, "cache_training_data": True}
     if args.hidden_units:
         model_updates["hidden_units"] = [int(u) for u in args.hidden_units.split(",")]
     if args.batch_size_per_replica:
@@ -110,7 +109,7 @@ def measure(args, replicas: int) -> dict:
     inputs = {
         "pipeline": lambda: dict(x=task.training_dataset(fn_args, transform_output, trainer, global_batch)),
         "streamed": lambda: dict(x=task.make_dataset(fn_args, fn_args.train_files, transform_output, trainer,
-                                                     global_batch, shuffle=True)),
+                                                     global_batch, shuffle=True)),  # cache_training_data: false
         "in-memory": lambda: dict(x=arrays, y=labels, batch_size=global_batch, shuffle=True),
     }
     result = {"replicas": strategy.num_replicas_in_sync, "device": kind, "global_batch": global_batch,

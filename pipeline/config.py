@@ -198,9 +198,10 @@ class ModelConfig(_Strict):
     #: Multiply learning_rate by the number of replicas (the linear scaling rule: the global batch is
     #: batch_size_per_replica × replicas, so each step averages that many more examples).
     scale_learning_rate: bool = False
-    #: Hold the transformed training split in memory (read and parsed once, reshuffled every epoch)
-    #: instead of re-reading its TFRecords each epoch; false streams them, for splits larger than RAM.
-    cache_training_data: bool = True
+    #: true: hold the transformed training split in memory (read and parsed once, reshuffled every epoch);
+    #: false: re-read its TFRecords every epoch, which also suits splits larger than RAM. Off until
+    #: benchmarks/training.py shows it faster on a quiet machine (docs/benchmarks.md).
+    cache_training_data: bool = False
 
 
 #: `model:` keys a `tuning.search_space` may range over.

@@ -117,7 +117,8 @@ def shuffled_batches(features: Mapping[str, tf.Tensor], labels: tf.Tensor, batch
 def training_dataset(fn_args, tf_transform_output: tft.TFTransformOutput, config: TrainerConfig,
                      batch_size: int) -> tf.data.Dataset:
     """The training split, one pass per epoch, shuffled: held in memory with `model.cache_training_data`
-    (its records read and parsed once), else streamed from the TFRecords every epoch."""
+    (its records read and parsed once; a split that is empty or has sparse features is streamed
+    anyway), else streamed from the TFRecords every epoch."""
     if config.model.cache_training_data:
         held = in_memory(make_dataset(fn_args, fn_args.train_files, tf_transform_output, config, batch_size,
                                       shuffle=False))
