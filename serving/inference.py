@@ -8,7 +8,6 @@ written once. Everything here works on numpy arrays and tf.Example bytes; `rest.
 """
 from __future__ import annotations
 
-import asyncio
 import concurrent.futures
 import dataclasses
 from typing import Any, Callable, Mapping, Sequence
@@ -17,6 +16,7 @@ import numpy as np
 
 from serving import errors, status_json
 from serving.batching import DynamicBatcher, batch_rows
+from serving.call_placement import CallPlacement
 from serving.model_registry import ModelRegistry
 from serving.servable import Servable, Signature
 from trainer import contract
@@ -47,22 +47,22 @@ class Result:
 class ModelCall:
     """A request that passed every check before the model runs; the model call has not started.
 
-    `await call` runs it without blocking the event loop (batched, or on the model thread pool);
+    `await call` runs it for the event loop: batched, or placed by `CallPlacement` (inline when the model
+    is cheap, else on the model thread pool);
     `call.result()` runs it on the calling thread (batched calls wait for their batch). Both return
     what `finish` makes of the outputs, after the output checks of the request's API.
     """
 
-    __slots__ = ("servable", "signature", "inputs", "output_filter", "_finish", "_batcher", "_executor")
+    __slots__ = ("servable", "signature", "inputs", "output_filter", "_finish", "_batcher", "_placement")
 
     def __init__(self, servable: Servable, signature: Signature, inputs: Mapping[str, np.ndarray],
                  output_filter: tuple[str, ...], finish: Callable[["ModelCall", Mapping[str, np.ndarray]], Any],
-                 batcher: DynamicBatcher | None = None,
-                 executor: concurrent.futures.Executor | None = None):
+                 batcher: DynamicBatcher | None = None, placement: CallPlacement | None = None):
         self.servable, self.signature, self.inputs, self.output_filter = servable, signature, inputs, output_filter
         self._finish = finish
         batched = batcher is not None and signature.batchable and batch_rows(inputs) > 0
         self._batcher = batcher if batched else None
-        self._executor = executor
+        self._placement = placement
 
     def __await__(self):
         return self._run_on_loop().__await__()
@@ -70,9 +70,10 @@ class ModelCall:
     async def _run_on_loop(self) -> Any:
         if self._batcher is not None:
             outputs = await self._batcher.run(self.servable, self.signature.name, self.inputs, self.output_filter)
+        elif self._placement is not None:
+            outputs = await self._placement.run(self.servable, self.signature.name, self.inputs, self.output_filter)
         else:
-            outputs = await asyncio.get_running_loop().run_in_executor(
-                self._executor, self.servable.run, self.signature.name, self.inputs, self.output_filter)
+            outputs = self.servable.run(self.signature.name, self.inputs, self.output_filter)
         return self._finish(self, outputs)
 
     def result(self) -> Any:
@@ -96,7 +97,8 @@ class InferenceService:
         self.registry = registry
         self.batcher = batcher
         self.check_method_name = check_method_name
-        self._executor = concurrent.futures.ThreadPoolExecutor(model_threads, thread_name_prefix="model")
+        self._placement = CallPlacement(
+            concurrent.futures.ThreadPoolExecutor(model_threads, thread_name_prefix="model"))
 
     def predict(self, request: ModelRequest, decode_inputs: InputDecoder, output_filter: Sequence[str] = (),
                 json_api: bool = False) -> ModelCall:
@@ -112,7 +114,7 @@ class InferenceService:
         else:
             signature = servable.predict_signature(request.signature_name)
             inputs = decode_inputs(signature)
-        return predict_call(servable, signature, inputs, tuple(output_filter), self.batcher, self._executor)
+        return predict_call(servable, signature, inputs, tuple(output_filter), self.batcher, self._placement)
 
     def classify(self, request: ModelRequest, decode_examples: ExampleDecoder) -> ModelCall:
         """Classify; the call's result is (result, classes [N,K] or None, scores [N,K] or None)."""
@@ -125,7 +127,7 @@ class InferenceService:
     def _example_call(self, request: ModelRequest, method: str, decode_examples: ExampleDecoder) -> ModelCall:
         servable = self._resolve(request)  # a bad model spec is reported before an empty input
         return example_call(servable, request.signature_name, method, decode_examples(), self.check_method_name,
-                            self.batcher, self._executor)
+                            self.batcher, self._placement)
 
     def metadata(self, request: ModelRequest) -> Any:
         """GetModelMetadataResponse (signature_def) of the version `request` designates."""
@@ -141,28 +143,28 @@ class InferenceService:
     def close(self) -> None:
         if self.batcher is not None:
             self.batcher.close()
-        self._executor.shutdown(wait=True)
+        self._placement.shutdown()
 
 
 # --- the calls, on a servable already resolved (warm-up uses these directly) ----------------------------
 
 def predict_call(servable: Servable, signature: Signature, inputs: Mapping[str, np.ndarray],
                  output_filter: tuple[str, ...], batcher: DynamicBatcher | None = None,
-                 executor: concurrent.futures.Executor | None = None) -> ModelCall:
+                 placement: CallPlacement | None = None) -> ModelCall:
     servable.check_predict_inputs(signature, inputs, output_filter)
-    return ModelCall(servable, signature, inputs, output_filter, _predicted, batcher, executor)
+    return ModelCall(servable, signature, inputs, output_filter, _predicted, batcher, placement)
 
 
 def example_call(servable: Servable, signature_name: str, method: str, examples: np.ndarray,
                  check_method_name: bool, batcher: DynamicBatcher | None = None,
-                 executor: concurrent.futures.Executor | None = None) -> ModelCall:
+                 placement: CallPlacement | None = None) -> ModelCall:
     """Classify (method=CLASSIFY_METHOD) or Regress on serialized tf.Examples."""
     signature = servable.example_signature(signature_name, method, check_method_name)
     if method == contract.CLASSIFY_METHOD:
         inputs, finish = {contract.CLASSIFY_INPUTS: examples}, _classified
     else:
         inputs, finish = {contract.REGRESS_INPUTS: examples}, _regressed
-    return ModelCall(servable, signature, inputs, (), finish, batcher, executor)
+    return ModelCall(servable, signature, inputs, (), finish, batcher, placement)
 
 
 def serialized_examples(model_input: Any) -> np.ndarray:

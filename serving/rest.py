@@ -13,7 +13,7 @@ import re
 import time
 
 from starlette.applications import Starlette
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Route
 
@@ -102,22 +102,47 @@ class _RestHandler:
         declared = request.headers.get("content-length")
         if declared is not None and declared.isdigit() and int(declared) > self.max_body_bytes:
             raise _too_large(int(declared), self.max_body_bytes)
-        chunks, size = [], 0
-        stream = request.stream()
-        while True:  # each chunk must arrive within the read timeout: a stalled client gets 408
-            try:
-                chunk = await asyncio.wait_for(stream.__anext__(), self.read_timeout_seconds)
-            except StopAsyncIteration:
-                break
-            except asyncio.TimeoutError:
-                raise errors.ServingError(errors.Code.DEADLINE_EXCEEDED,
-                                          f"Request body not received within {self.read_timeout_seconds}s",
-                                          http_status=408) from None
+        chunks, size, more = [], 0, True
+        while more:  # each chunk must arrive within the read timeout: a stalled client gets 408
+            message = await self._receive_in_time(request.receive)
+            if message["type"] == "http.disconnect":
+                raise ClientDisconnect()
+            chunk, more = message.get("body", b""), message.get("more_body", False)
             size += len(chunk)
             if size > self.max_body_bytes:
                 raise _too_large(size, self.max_body_bytes)
             chunks.append(chunk)
-        return b"".join(chunks)
+        return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+    async def _receive_in_time(self, receive) -> dict:
+        """`receive()`, failing with 408 after the read timeout.
+
+        A timer that cancels this request's task, rather than `asyncio.wait_for`: wait_for wraps every
+        receive in a new task and costs a loop iteration even when the body has already arrived (nearly
+        always), a measurable share of a small predict request.
+        """
+        if self.read_timeout_seconds is None:
+            return await receive()
+        task, expired = asyncio.current_task(), False
+
+        def expire() -> None:
+            nonlocal expired
+            expired = True
+            task.cancel()
+
+        timer = asyncio.get_running_loop().call_later(self.read_timeout_seconds, expire)
+        try:
+            return await receive()
+        except asyncio.CancelledError:
+            if not expired:
+                raise
+            if hasattr(task, "uncancel"):  # Python >= 3.11 counts cancellations; this one is handled
+                task.uncancel()
+            raise errors.ServingError(errors.Code.DEADLINE_EXCEEDED,
+                                      f"Request body not received within {self.read_timeout_seconds}s",
+                                      http_status=408) from None
+        finally:
+            timer.cancel()
 
     async def _inference(self, api: str, spec: ModelRequest, body: bytes) -> bytes:
         doc = json_request.parse_document(body)

@@ -25,12 +25,13 @@ num_batch_threads { value: 1 }
 """
 
 
-def serve_command(base_path: str | os.PathLike, rest_port: int, grpc_port: int, batching_file: str | os.PathLike,
-                  extra_flags: Sequence[str] = ()) -> list[str]:
-    """`tfxpipe serve` for model `penguin` on loopback with batching on (the console script's code path)."""
+def serve_command(base_path: str | os.PathLike, rest_port: int, grpc_port: int,
+                  batching_file: str | os.PathLike | None, extra_flags: Sequence[str] = ()) -> list[str]:
+    """`tfxpipe serve` for model `penguin` on loopback (the console script's code path); with batching
+    from `batching_file`, or with the default flags (no batching) when it is None."""
+    batching = [] if batching_file is None else ["--enable_batching", f"--batching_parameters_file={batching_file}"]
     flags = [f"--port={grpc_port}", f"--rest_api_port={rest_port}", "--host=127.0.0.1", "--model_name=penguin",
-             f"--model_base_path={base_path}", "--enable_batching", f"--batching_parameters_file={batching_file}",
-             *extra_flags]
+             f"--model_base_path={base_path}", *batching, *extra_flags]
     return [sys.executable, "-c", "import sys; from serving.cli import serve; serve.main(sys.argv[1:])", *flags]
 
 

@@ -374,3 +374,45 @@ def test_made_up_model_names_share_one_metrics_series():
     assert "no-such-model" not in exposition
     assert f'model_name="{UNKNOWN_MODEL_LABEL}",status="NOT_FOUND"}} 500.0' in exposition
     assert 'model_name="penguin",status="OK"} 1.0' in exposition
+
+
+# --- where unbatched REST calls run -----------------------------------------------------------------------
+
+class _ThreadRecordingServable:
+    def __init__(self):
+        self.threads = []
+
+    def run(self, signature_name, inputs, output_filter=()):
+        self.threads.append(threading.get_ident())
+        return {"y": inputs["x"]}
+
+
+def test_cheap_model_calls_run_on_the_event_loop_and_costly_ones_on_the_pool(monkeypatch):
+    import concurrent.futures
+
+    from serving import call_placement
+
+    servable = _ThreadRecordingServable()
+    placement = call_placement.CallPlacement(concurrent.futures.ThreadPoolExecutor(1))
+    inputs = {"x": np.ones(1, np.float32)}
+
+    async def calls(count):
+        for _ in range(count):
+            assert (await placement.run(servable, "serving_default", inputs, ()))["y"] is inputs["x"]
+        return threading.get_ident()
+
+    try:
+        loop_thread = asyncio.run(calls(3))
+        assert servable.threads == [loop_thread] * 3
+        monkeypatch.setattr(call_placement, "INLINE_CPU_SECONDS", -1.0)  # every call now counts as costly
+        servable.threads.clear()
+        loop_thread = asyncio.run(calls(2 + call_placement.REMEASURE_EVERY))
+        inline = [thread == loop_thread for thread in servable.threads]
+        # the measured cost is now over the limit: REMEASURE_EVERY calls on the pool, then one measures again
+        assert inline == [*[False] * call_placement.REMEASURE_EVERY, True, False]
+        monkeypatch.setattr(call_placement, "INLINE_CPU_SECONDS", 1.0)  # cheap again: one re-measure brings it back
+        servable.threads.clear()
+        loop_thread = asyncio.run(calls(2 + call_placement.REMEASURE_EVERY))
+        assert servable.threads[-2:] == [loop_thread] * 2
+    finally:
+        placement.shutdown()
