@@ -422,10 +422,41 @@ def test_a_feature_integer_past_int64_is_sent_as_a_float_and_answered(session, b
     assert_alive(session, base_url)
 
 
-def test_nan_in_results_is_written_as_tf_serving_writes_it_and_passes_the_checks(session, base_url):
-    body = _examples("classification", bill_length_mm=math.inf).encode()
-    response = session.post(f"{base_url}/v1/models/penguin:classify", data=body, timeout=REQUEST_TIMEOUT)
-    assert response.status_code == 200 and b'["Adelie", NaN]' in response.content, response.text
-    operation = load_schema(spec_document(), base_url)["/v1/models/{model_name}:classify"]["POST"]
-    validate(operation.Case(path_parameters={"model_name": "penguin"}, body=body, media_type="application/json"),
-             response, Tally())
+def _nan_scoring_model(export_dir: str) -> None:
+    """A Classify model whose first score is NaN for every example. A trained model's answer to an inf
+    feature depends on the CPU's kernels (inf * w sums to NaN on some machines and not on others), so the
+    NaN comes from the model itself."""
+    import tensorflow as tf
+
+    from trainer import contract
+    from trainer.export import set_signature_method_name
+
+    class NaNScores(tf.Module):
+        @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name=contract.CLASSIFY_INPUTS)])
+        def classify(self, inputs):
+            rows = tf.shape(inputs)[0]
+            scores = tf.tile(tf.constant([[math.nan, 0.5]], tf.float32), [rows, 1])
+            classes = tf.tile(tf.constant([["Adelie", "Gentoo"]]), [rows, 1])
+            return {contract.SCORES: scores, contract.CLASSES: classes}
+
+    module = NaNScores()
+    tf.saved_model.save(module, export_dir, signatures={contract.CLASSIFY_SIGNATURE: module.classify})
+    set_signature_method_name(export_dir, contract.CLASSIFY_SIGNATURE, contract.CLASSIFY_METHOD)
+
+
+def test_nan_in_results_is_written_as_tf_serving_writes_it_and_passes_the_checks(session, tmp_path):
+    _nan_scoring_model(str(tmp_path / "nan_scores" / "1"))
+    config = tmp_path / "models.config"
+    config.write_text(f"model_config_list {{ config {{ name: 'nan_scores' base_path: '{tmp_path / 'nan_scores'}' "
+                      "model_platform: 'tensorflow' } }\n")
+    server = start_server(model_config_file=str(config), enable_model_warmup=False)
+    try:
+        base_url = f"http://127.0.0.1:{server.rest_port}"
+        body = _examples("classification").encode()
+        response = session.post(f"{base_url}/v1/models/nan_scores:classify", data=body, timeout=REQUEST_TIMEOUT)
+        assert response.status_code == 200 and b'["Adelie", NaN]' in response.content, response.text
+        operation = load_schema(spec_document(), base_url)["/v1/models/{model_name}:classify"]["POST"]
+        validate(operation.Case(path_parameters={"model_name": "nan_scores"}, body=body,
+                                media_type="application/json"), response, Tally())
+    finally:
+        server.stop()
