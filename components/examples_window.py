@@ -37,7 +37,7 @@ NEWEST_KEY = "examples"
 VALIDATED_STATISTICS_KEY = "validated_statistics"
 OUTPUT_KEY = "window_examples"
 _PREVIOUS_PREFIX = "previous_examples_"
-#: Properties of an Examples artifact that say how to read its files, copied from the newest span's.
+#: String properties of an Examples artifact that say how to read its files, copied from the newest span's.
 _FORMAT_PROPERTIES = ("file_format", "payload_format")
 
 
@@ -89,6 +89,7 @@ class Executor(base_executor.BaseExecutor):
         members, left_out = window_members(artifact_span(newest), previous, validated)
         by_span = {**previous, artifact_span(newest): newest}
         window = artifact_utils.get_single_instance(output_dict[OUTPUT_KEY])
+        window.split_names = newest.split_names
         for split in artifact_utils.decode_split_names(newest.split_names):
             target = artifact_utils.get_split_uri([window], split)
             fileio.makedirs(target)
@@ -96,11 +97,10 @@ class Executor(base_executor.BaseExecutor):
                 source = artifact_utils.get_split_uri([by_span[span]], split)
                 for name in fileio.listdir(source):
                     fileio.copy(os.path.join(source, name), os.path.join(target, f"span-{span}-{name}"))
-        window.split_names = newest.split_names
         window.set_int_custom_property("span", artifact_span(newest))
         for name in _FORMAT_PROPERTIES:
             if newest.has_custom_property(name):
-                window.set_custom_property(name, newest.get_custom_property(name))
+                window.set_string_custom_property(name, newest.get_string_custom_property(name))
         window.set_string_custom_property(validation_report.WINDOW_SPANS_PROPERTY, json.dumps(members))
         window.set_string_custom_property(validation_report.UNVALIDATED_SPANS_PROPERTY, json.dumps(left_out))
         window.set_int_custom_property(validation_report.WINDOW_SIZE_PROPERTY,
