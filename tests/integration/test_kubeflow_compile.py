@@ -216,6 +216,8 @@ def test_bad_cron_is_a_config_error():
 @pytest.fixture(scope="module")
 def compiled_with_window(tmp_path_factory):
     loaded = _span_config(path="data/penguins/span-{SPAN}", window=3)
+    model = loaded.cfg.model.model_copy(update={"warm_start": True})
+    loaded = loaded.model_copy(update={"cfg": loaded.cfg.model_copy(update={"model": model})})
     out = tmp_path_factory.mktemp("window")
     jobs = [json.loads(kubeflow.compile_pipeline(loaded, out / f"{name}.json", pipeline_root=str(out / "root"))
                        .read_text()) for name in ("a", "b")]
@@ -223,6 +225,7 @@ def compiled_with_window(tmp_path_factory):
 
 
 def test_window_compiles_with_one_span_parameter_per_slot(compiled_with_window):
+    """One spec with spans, a window, warm start and infra validation: strict, deterministic, wired."""
     job, again = compiled_with_window
     json_format.ParseDict(job, pipeline_spec_pb2.PipelineJob())  # unknown fields raise
     assert job == again, "compiling twice is identical"
@@ -243,6 +246,8 @@ def test_window_compiles_with_one_span_parameter_per_slot(compiled_with_window):
     evaluator = tasks["Evaluator"]["inputs"]["artifacts"]["examples"]["taskOutputArtifact"]
     assert evaluator["producerTask"] == "CsvExampleGen", "the model is judged on the newest span"
     assert tasks["StatisticsGen"]["inputs"]["artifacts"]["examples"]["taskOutputArtifact"]["producerTask"] == "CsvExampleGen"
+    assert "base_model" in tasks["Trainer"]["inputs"]["artifacts"]
+    assert {"InfraValidator", "Evaluator"} <= set(tasks["Pusher"]["dependentTasks"])
 
 
 def test_span_arguments_fill_the_window_slots_with_the_spans_before():
