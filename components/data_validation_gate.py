@@ -225,13 +225,21 @@ def AcceptValidatedData(  # pylint: disable=invalid-name
     statistics: InputArtifact[standard_artifacts.ExampleStatistics],
     verdict: InputArtifact[DataValidationVerdict],
     validated_statistics: OutputArtifact[standard_artifacts.ExampleStatistics],
+    baseline_statistics: InputArtifact[standard_artifacts.ExampleStatistics] = None,
 ) -> None:
-    """Publish the statistics of data that passed as the next drift baseline; stop the run otherwise."""
+    """Publish the statistics of data that passed as the next drift baseline; stop the run otherwise.
+
+    The published artifact also lists every span accepted so far (the baseline's list plus this span),
+    which is how a window (components.examples_window) keeps rejected spans out."""
     if verdict.get_string_custom_property(validation_report.VERDICT_PROPERTY) != validation_report.PASSED:
         raise DataRejected("DataValidationGate rejected the data (its verdict artifact records why); "
                            "the run stops before Transform and Trainer.")
     io_utils.copy_dir(statistics.uri, validated_statistics.uri)
     validated_statistics.split_names = statistics.split_names
     # the next run's drift section names the span it compares with
-    validated_statistics.set_int_custom_property(
-        validation_report.SPAN_PROPERTY, verdict.get_int_custom_property(validation_report.SPAN_PROPERTY))
+    span = verdict.get_int_custom_property(validation_report.SPAN_PROPERTY)
+    validated_statistics.set_int_custom_property(validation_report.SPAN_PROPERTY, span)
+    previous = (baseline_statistics.get_string_custom_property(validation_report.VALIDATED_SPANS_PROPERTY)
+                if baseline_statistics is not None else None)
+    validated_statistics.set_string_custom_property(
+        validation_report.VALIDATED_SPANS_PROPERTY, json.dumps(validation_report.validated_spans(previous, span)))

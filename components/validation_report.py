@@ -7,6 +7,7 @@ expected. This module imports protos only, so the TensorFlow-free CLI commands c
 """
 from __future__ import annotations
 
+import json
 from typing import Mapping, Optional
 
 from tensorflow_metadata.proto.v0 import anomalies_pb2
@@ -18,9 +19,22 @@ REPORT_PROPERTY = "report"  # the text `render()` returns
 DISTANCES_PROPERTY = "distances"  # a JSON list of `distances()` rows: every compared feature, passed or not
 SPAN_PROPERTY = "span"  # the span validated (ExampleGen's span of the statistics)
 BASELINE_SPAN_PROPERTY = "baseline_span"  # the last validated span it was compared with (absent: none yet)
+#: On `validated_statistics`: every span the gate has accepted so far (a JSON list, ascending), carried
+#: forward by each accepted run; ExamplesWindow admits an older span into a window only if it is listed.
+VALIDATED_SPANS_PROPERTY = "validated_spans"
+#: On ExamplesWindow's output: the spans whose examples the window holds (a JSON list, ascending), and the
+#: older slots' spans left out because the gate never accepted them (a JSON list).
+WINDOW_SPANS_PROPERTY = "window_spans"
+UNVALIDATED_SPANS_PROPERTY = "unvalidated_spans"
+WINDOW_SIZE_PROPERTY = "window_size"  # data.window: how many spans it could have held
 PASSED, REJECTED = "passed", "rejected"
 #: The check name of live-traffic skew findings (gated by validation.fail_on_serving_skew, not fail_on_anomalies).
 SERVING_SKEW_CHECK = "serving_skew"
+
+def validated_spans(previous: Optional[str], span: int) -> list[int]:
+    """The spans accepted so far: the previous record (a JSON list; None or empty: none) plus `span`."""
+    return sorted(set(json.loads(previous) if previous else []) | {span})
+
 
 _HOW_TO_ACCEPT = (
     "If a change is expected, accept it knowingly: edit the curated schema named by validation.schema_path "

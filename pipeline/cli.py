@@ -137,7 +137,8 @@ def compile_command(config_path: str, target: str, output: str, pipeline_root: s
 @click.option("--namespace", default=None, help="Kubeflow namespace (multi-user installs).")
 @click.option("--pipeline-root", default=None, help="Override kubeflow.pipeline_root.")
 @click.option("--span", type=click.IntRange(min=0), default=None,
-              help="With {SPAN} in data.path: ingest this span [default: the latest when the run starts].")
+              help="With {SPAN} in data.path: ingest this span (and with data.window K the K - 1 before it) "
+                   "[default: the latest when the run starts, alone].")
 @click.option("--recurring", is_flag=True, help="Create a KFP recurring run on --cron instead of one run.")
 @click.option("--cron", default=None, help="With --recurring: when to run, e.g. '0 3 * * *' (daily at 03:00).")
 def submit(host: str, config_path: str, experiment: str | None, run_name: str | None, namespace: str | None,
@@ -154,7 +155,7 @@ def submit(host: str, config_path: str, experiment: str | None, run_name: str | 
         loaded = config_lib.load(config_path, check_data=False)
         from pipeline import kubeflow  # imports TFX (seconds): only once the config is known to be valid
 
-        arguments = kubeflow.span_argument(span) if span is not None else {}
+        arguments = kubeflow.span_arguments(span, loaded.cfg.data.window) if span is not None else {}
         experiment = experiment or loaded.cfg.pipeline_name
         with tempfile.TemporaryDirectory() as tmp:
             package = kubeflow.compile_pipeline(loaded, f"{tmp}/pipeline.json", pipeline_root=pipeline_root)

@@ -36,6 +36,8 @@ class DataConfig(_Strict):
 
     `path` may hold TFX's `{SPAN}` placeholder once (e.g. `data/penguins/span-{SPAN}/`, or `{SPAN:3}` for
     zero-padded numbers): each run then ingests one span, the latest unless `tfxpipe run --span N`.
+    With `window: K` a run trains on that span and the K - 1 before it, leaving out spans the data gate
+    rejected (or never saw) and spans that do not exist (see components.examples_window).
     """
 
     path: str = Field(description="Directory (or single file) holding the input data; may contain {SPAN}.")
@@ -43,7 +45,7 @@ class DataConfig(_Strict):
     #: Hash-bucket ratio of the train and eval splits, as ExampleGen's SplitConfig expects.
     train_buckets: int = Field(4, ge=1)
     eval_buckets: int = Field(1, ge=1)
-    #: How many spans a run trains on. Only 1 for now (see `_span_placeholder` for why).
+    #: How many spans a run trains on: the newest and the window - 1 before it.
     window: int = Field(1, ge=1)
 
     @model_validator(mode="after")
@@ -56,14 +58,6 @@ class DataConfig(_Strict):
         if self.window > 1 and count == 0:
             raise ValueError(f"window {self.window} needs spans: put {{SPAN}} in data.path "
                              "(e.g. data/penguins/span-{SPAN}/) or set window: 1")
-        if self.window > 1:
-            # ExampleGen ingests exactly one span (input_processor.py); a window needs a Resolver with
-            # SpanRangeStrategy over earlier runs' Examples, which the KubeflowV2 compiler rejects, and
-            # which would also resolve spans the gate rejected. Refused everywhere rather than differing.
-            raise ValueError(
-                f"window {self.window}: training on several spans is not supported yet (TFX's ExampleGen "
-                "ingests one span per run, and the KubeflowV2 compiler rejects the SpanRangeStrategy resolver "
-                "a window needs); set window: 1, or lay the data out so that one span holds the window")
         return self
 
 
@@ -660,6 +654,8 @@ class LoadedConfig(BaseModel):
     serving_logs: Optional[str] = None
     #: The span this run ingests (chosen by the runner; None: no `{SPAN}` in the path, or not chosen yet).
     span: Optional[int] = None
+    #: With data.window K > 1: the spans of the K - 1 older window slots, newest first (chosen by the runner).
+    previous_spans: tuple[Optional[int], ...] = ()
 
     @property
     def name(self) -> str:

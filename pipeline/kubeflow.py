@@ -16,7 +16,7 @@ from typing import Optional
 from pipeline.config import ConfigError, LoadedConfig, ResourcesConfig, project_root
 from pipeline.uris import is_remote
 from pipeline.pipeline import PipelinePaths, create_pipeline
-from pipeline.spans import has_span
+from pipeline.spans import has_span, previous_slots
 
 
 class SubmitError(RuntimeError):
@@ -41,19 +41,33 @@ SPAN_PARAMETER = "range_config"
 LATEST_SPAN = json.dumps({"rollingRange": {"numSpans": 1}})
 
 
-def span_parameter():
-    """The span range as a runtime parameter, as the TFX periodic-training RFC recommends: the scheduler
-    passes the span (see `span_argument`), and a missing span fails ExampleGen instead of silently
-    retraining on old data."""
+def previous_span_parameter_name(slot: int) -> str:
+    """The runtime parameter of the window slot `slot` spans before the newest (data.window > 1)."""
+    return f"previous_range_config_{slot}"
+
+
+def span_parameters(window: int) -> tuple:
+    """The span ranges as runtime parameters, as the TFX periodic-training RFC recommends: the scheduler
+    passes the spans (see `span_arguments`), and a missing span fails ExampleGen instead of silently
+    retraining on old data. The newest span's parameter, then one per older window slot; all default to
+    the latest span, so a run without arguments trains on that span alone."""
     from tfx import v1 as tfx
 
-    return tfx.dsl.experimental.RuntimeParameter(name=SPAN_PARAMETER, ptype=str, default=LATEST_SPAN)
+    names = [SPAN_PARAMETER] + [previous_span_parameter_name(slot) for slot in range(1, window)]
+    return tuple(tfx.dsl.experimental.RuntimeParameter(name=name, ptype=str, default=LATEST_SPAN) for name in names)
 
 
-def span_argument(span: int) -> dict[str, str]:
-    """Run arguments that make the compiled pipeline ingest exactly `span`."""
-    static = {"startSpanNumber": span, "endSpanNumber": span}
-    return {SPAN_PARAMETER: json.dumps({"staticRange": static}, sort_keys=True)}
+def span_arguments(span: int, window: int = 1) -> dict[str, str]:
+    """Run arguments that make the compiled pipeline ingest exactly `span`, and with a window the spans
+    before it (a slot below span 0 repeats `span`: counted once). The pipeline cannot list the bucket
+    before it runs, so every span passed must exist; spans the data gate rejected are left out in-run."""
+    def static(number: int) -> str:
+        return json.dumps({"staticRange": {"startSpanNumber": number, "endSpanNumber": number}}, sort_keys=True)
+
+    arguments = {SPAN_PARAMETER: static(span)}
+    for slot, previous in enumerate(previous_slots(span, window), start=1):
+        arguments[previous_span_parameter_name(slot)] = static(previous)
+    return arguments
 
 
 def kubeflow_paths(loaded: LoadedConfig, pipeline_root: Optional[str] = None) -> PipelinePaths:
@@ -64,9 +78,14 @@ def kubeflow_paths(loaded: LoadedConfig, pipeline_root: Optional[str] = None) ->
         data_path=data_path,
         serving_dir=kf.serving_base_dir,
         schema_path=_in_image(loaded, loaded.schema_path),
-        span=span_parameter() if has_span(data_path) else None,
+        **_span_paths(loaded.cfg.data.window) if has_span(data_path) else {},
         serving_logs=_in_image(loaded, loaded.serving_logs, "validation.serving_logs"),
     )
+
+
+def _span_paths(window: int) -> dict:
+    newest, *previous = span_parameters(window)
+    return {"span": newest, "previous_spans": tuple(previous)}
 
 
 def _resource_spec(resources: ResourcesConfig):
@@ -101,7 +120,7 @@ def compile_pipeline(loaded: LoadedConfig, output: str | os.PathLike, *, pipelin
         config=tfx.orchestration.experimental.KubeflowV2DagRunnerConfig(default_image=kf.image),
         output_dir=str(output.parent), output_filename=output.name)
     # KFP reads no default from the spec's parameters, so the runtime config carries it (submit forwards it).
-    defaults = {SPAN_PARAMETER: LATEST_SPAN} if paths.span is not None else {}
+    defaults = {parameter.name: LATEST_SPAN for parameter in (paths.span, *paths.previous_spans) if parameter is not None}
     runner.run(pipeline, parameter_values=defaults, write_out=True)
     return output
 

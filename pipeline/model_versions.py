@@ -12,11 +12,13 @@ loaded from its file without running TFMA's package `__init__`, which imports Te
 from __future__ import annotations
 
 import dataclasses
+import json
 from pathlib import Path
 from typing import Any, Mapping, Optional
 
 from ml_metadata.proto import metadata_store_pb2
 
+from components import validation_report
 from pipeline import tfma_results
 from pipeline.blessing import read_decision
 from serving import version_labels
@@ -179,7 +181,7 @@ def _spans(store, model: metadata_store_pb2.Artifact) -> tuple[int, ...]:
     examples_type = _type_id(store, "Examples")
     frontier, seen = [model], {model.id}
     for _ in range(_LINEAGE_DEPTH):
-        spans = {_span(a) for a in frontier if a.type_id == examples_type} - {None}
+        spans = {span for a in frontier if a.type_id == examples_type for span in _examples_spans(a)}
         if spans:
             return tuple(sorted(spans))
         upstream = []
@@ -192,6 +194,15 @@ def _spans(store, model: metadata_store_pb2.Artifact) -> tuple[int, ...]:
         if not frontier:
             break
     return ()
+
+
+def _examples_spans(examples: metadata_store_pb2.Artifact) -> list[int]:
+    """The spans an Examples artifact holds: a window's (ExamplesWindow records them), else its span."""
+    window = examples.custom_properties.get(validation_report.WINDOW_SPANS_PROPERTY)
+    if window is not None:
+        return json.loads(window.string_value)
+    span = _span(examples)
+    return [] if span is None else [span]
 
 
 def _span(examples: metadata_store_pb2.Artifact) -> Optional[int]:

@@ -4,7 +4,9 @@ Runners (local, Beam, Kubeflow) only decide *where* the pipeline runs by choosin
 and Beam arguments; the DAG itself is built here, once:
 
   ExampleGen → StatisticsGen → SchemaGen | ImportSchemaGen → ExampleValidator → DataValidationGate
-    → AcceptValidatedData (stops the run on rejected data) → Transform
+    → AcceptValidatedData (stops the run on rejected data)
+    → [ExamplesWindow: with data.window K > 1, the newest span plus K - 1 older ones, each from its own
+       ExampleGen, the spans the data gate accepted only] → Transform
     → Trainer (warm-started from the latest blessed model when configured)
     → Evaluator (vs latest blessed model) → InfraValidator (`tfxpipe serve` on the candidate)
     → Pusher (models blessed by both only, atomic)
@@ -29,6 +31,7 @@ from tfx.dsl.components.base import executor_spec
 
 from components import atomic_pusher, explained_evaluator
 from components.data_validation_gate import AcceptValidatedData, DataValidationGate
+from components.examples_window import ExamplesWindow
 from components.infra_validator import InfraValidator
 from pipeline import config as config_lib
 from pipeline import spans
@@ -52,6 +55,9 @@ class PipelinePaths:
     #: With `{SPAN}` in data_path: the span to ingest (local runs decide it), or a RuntimeParameter holding
     #: ExampleGen's RangeConfig as JSON (Kubeflow: the scheduler passes it; by default the latest span).
     span: Union[None, int, "tfx.dsl.experimental.RuntimeParameter"] = None
+    #: With `data.window: K` > 1: the spans of the K - 1 older window slots, newest first, each like `span`
+    #: (a slot repeating a span already in the window stands for "no older span": it counts once).
+    previous_spans: tuple = ()
     #: Request logs (PredictionLog TFRecords) to compare with the training data (validation.serving_logs).
     serving_logs: Optional[str] = None
 
@@ -197,8 +203,27 @@ def _data_validation(cfg: PipelineConfig, paths: PipelinePaths, example_gen, sta
         serving_skew_thresholds=json.dumps(cfg.validation.serving_skew, sort_keys=True),
         fail_on_serving_skew=cfg.validation.fail_on_serving_skew,
     )
-    accept = AcceptValidatedData(statistics=statistics_gen.outputs["statistics"], verdict=gate.outputs["verdict"])
+    accept = AcceptValidatedData(statistics=statistics_gen.outputs["statistics"], verdict=gate.outputs["verdict"],
+                                 baseline_statistics=validated_baseline.outputs["baseline_statistics"])
     return [validated_baseline, gate, accept]
+
+
+def _window(cfg: PipelineConfig, paths: PipelinePaths, example_gen, accept) -> list:
+    """With `data.window: K` > 1: one ExampleGen per older window slot (ids `<ExampleGen>_previous_<n>`,
+    stable, so a slot re-ingesting the same span is a cache hit) and the ExamplesWindow that gathers the
+    spans the data gate accepted; [] for a window of one. Only the newest span is validated in this run:
+    older spans were validated when they were the newest (see components.examples_window)."""
+    if cfg.data.window == 1:
+        return []
+    if len(paths.previous_spans) != cfg.data.window - 1:
+        raise ValueError(f"data.window {cfg.data.window} needs {cfg.data.window - 1} older span(s) in "
+                         f"PipelinePaths.previous_spans, got {len(paths.previous_spans)}")
+    slots = [_example_gen(cfg, paths.data_path, span).with_id(f"{example_gen.id}_previous_{slot}")
+             for slot, span in enumerate(paths.previous_spans, start=1)]
+    window = ExamplesWindow(examples=example_gen.outputs["examples"],
+                            validated_statistics=accept.outputs["validated_statistics"],
+                            previous_examples=[slot.outputs["examples"] for slot in slots])
+    return [*slots, window]
 
 
 def _infra_validator(cfg: PipelineConfig, model) -> Optional[InfraValidator]:
@@ -224,8 +249,12 @@ def create_pipeline(loaded: LoadedConfig, paths: PipelinePaths, *, beam_args: li
     example_validator = tfx.components.ExampleValidator(
         statistics=statistics_gen.outputs["statistics"], schema=schema_gen.outputs["schema"])
     validation = _data_validation(cfg, paths, example_gen, statistics_gen, schema_gen, example_validator)
+    window = _window(cfg, paths, example_gen, validation[-1])
+    # Transform and Trainer learn from the window; the Evaluator judges on the newest span, the data
+    # the model will meet next (and the one validated in this run)
+    training_examples = window[-1].outputs["window_examples"] if window else example_gen.outputs["examples"]
     transform = tfx.components.Transform(
-        examples=example_gen.outputs["examples"], schema=schema_gen.outputs["schema"],
+        examples=training_examples, schema=schema_gen.outputs["schema"],
         preprocessing_fn=PREPROCESSING_FN, custom_config=cfg.trainer_config())
     transform.add_upstream_node(validation[-1])  # ordering only: Transform's cache key stays its data
     tuner = None
@@ -257,7 +286,7 @@ def create_pipeline(loaded: LoadedConfig, paths: PipelinePaths, *, beam_args: li
         infra_blessing=infra_validator.outputs["blessing"] if infra_validator else None,
         push_destination=tfx.proto.PushDestination(filesystem=tfx.proto.PushDestination.Filesystem(
             base_directory=os.path.join(paths.serving_dir, cfg.model_name))))
-    components = [example_gen, statistics_gen, schema_gen, example_validator, *validation,
+    components = [example_gen, statistics_gen, schema_gen, example_validator, *validation, *window,
                   transform, *([tuner] if tuner else []), model_resolver, trainer, evaluator,
                   *([infra_validator] if infra_validator else []), pusher]
     return tfx.dsl.Pipeline(

@@ -8,7 +8,7 @@ from rich.console import Console
 from rich.table import Table
 
 from pipeline.blessing import summary_lines
-from pipeline.run_outcome import DataValidation, RunResult
+from pipeline.run_outcome import DataValidation, RunResult, Window
 from pipeline.tfma_results import headline_metrics
 
 def _metrics_table(result: RunResult) -> Table:
@@ -47,6 +47,18 @@ def _distance_lines(validation: DataValidation) -> list[str]:
     return lines
 
 
+def window_line(window: Window) -> str:
+    """Which spans a window trained on, and why it holds fewer than data.window when it does."""
+    spans = ", ".join(map(str, window.spans))
+    line = f"[bold]Window[/] trained on span(s) {spans} ({len(window.spans)} of data.window {window.size})"
+    if window.unvalidated:
+        left_out = ", ".join(map(str, window.unvalidated))
+        line += f"; left out span(s) {left_out}: never accepted by the data gate"
+    if len(window.spans) + len(window.unvalidated) < window.size:
+        line += "; fewer spans than the window exist yet"
+    return line
+
+
 def print_run_summary(result: RunResult, console: Console | None = None) -> None:
     console = console or Console()
     console.print()
@@ -60,6 +72,8 @@ def print_run_summary(result: RunResult, console: Console | None = None) -> None
     console.print()
     if result.span is not None:
         console.print(f"[bold]Span[/] {result.span}", highlight=False)
+    if result.window is not None:
+        console.print(window_line(result.window), highlight=False)
     validation = result.data_validation
     verdict = f": {validation.verdict} ({len(validation.findings)} finding(s))" if validation else ""
     console.print(f"[bold]Data validation[/]{verdict}", highlight=False)

@@ -66,6 +66,16 @@ class DataValidation:
 
 
 @dataclasses.dataclass(frozen=True)
+class Window:
+    """What ExamplesWindow trained on (data.window > 1): the spans in it, those left out, the size asked for."""
+
+    spans: list[int]
+    #: Older slots' spans the data gate never accepted (rejected, or never run): kept out of the window.
+    unvalidated: list[int]
+    size: int
+
+
+@dataclasses.dataclass(frozen=True)
 class InfraValidation:
     """What InfraValidator recorded on its InfraBlessing."""
 
@@ -101,6 +111,8 @@ class RunResult:
     run_id: Optional[str] = None
     #: The HTML report written for this run, when one was.
     report_path: Optional[Path] = None
+    #: With data.window > 1, once the window was gathered: the spans trained on.
+    window: Optional[Window] = None
 
     @property
     def data_rejected(self) -> bool:
@@ -222,6 +234,17 @@ def _read_span(result: RunResult) -> None:
             result.span = artifact_span(component.outputs["examples"][0])
 
 
+def _read_window(result: RunResult) -> None:
+    """The spans ExamplesWindow gathered, those it left out, and the window size configured."""
+    window = result.component("ExamplesWindow")
+    if window and window.outputs.get("window_examples"):
+        examples = window.outputs["window_examples"][0]
+        result.window = Window(
+            spans=json.loads(_custom_string(examples, validation_report.WINDOW_SPANS_PROPERTY) or "[]"),
+            unvalidated=json.loads(_custom_string(examples, validation_report.UNVALIDATED_SPANS_PROPERTY) or "[]"),
+            size=_custom_int(examples, validation_report.WINDOW_SIZE_PROPERTY) or 0)
+
+
 def artifact_span(artifact: metadata_store_pb2.Artifact) -> Optional[int]:
     """An artifact's `span`: TFX 1.16 stores it as a custom property (older stores: a type property)."""
     value = artifact.custom_properties.get("span") or artifact.properties.get("span")
@@ -259,7 +282,7 @@ def _read_push(result: RunResult) -> None:
 
 #: One reader per decision recorded in the store; each fills its own RunResult field.
 DECISION_READERS: tuple[Callable[[RunResult], None], ...] = (
-    _read_span, _read_data_validation, _read_evaluation, _read_infra_validation, _read_push)
+    _read_span, _read_window, _read_data_validation, _read_evaluation, _read_infra_validation, _read_push)
 
 
 class UnknownRun(LookupError):

@@ -60,12 +60,14 @@ def pipeline_paths(loaded: LoadedConfig, workdir: Workdir) -> "PipelinePaths":
         schema_path=loaded.schema_path,
         metadata_path=str(workdir.metadata_path.resolve()),
         span=loaded.span,
+        previous_spans=loaded.previous_spans,
         serving_logs=loaded.serving_logs,
     )
 
 
 def choose_span(loaded: LoadedConfig, span: Optional[int]) -> tuple[LoadedConfig, Optional[spans.SpanChoice]]:
-    """`loaded` with the span this run ingests: `span` (a backfill), else the latest present.
+    """`loaded` with the span this run ingests: `span` (a backfill), else the latest present, and the
+    spans of the older window slots (`data.window`), those present only.
 
     Raises ConfigError for `--span` without `{SPAN}` in data.path, or for a span that does not exist.
     """
@@ -74,10 +76,12 @@ def choose_span(loaded: LoadedConfig, span: Optional[int]) -> tuple[LoadedConfig
             raise ConfigError(f"--span {span}: data.path {loaded.data_path!r} has no {{SPAN}} placeholder; "
                               "put one in it (e.g. data/penguins/span-{SPAN}/) or drop --span")
         return loaded, None
+    window = loaded.cfg.data.window
     if is_remote(loaded.data_path):  # not listable here: ExampleGen resolves the latest span where it runs
-        return loaded.model_copy(update={"span": span}), None
+        return loaded.model_copy(update={"span": span, "previous_spans": spans.previous_slots(span, window)}), None
     choice = spans.choose(loaded.data_path, span)
-    return loaded.model_copy(update={"span": choice.span}), choice
+    previous = spans.previous_slots(choice.span, window, choice.available)
+    return loaded.model_copy(update={"span": choice.span, "previous_spans": previous}), choice
 
 
 def run_local(loaded: LoadedConfig, *, workdir: Optional[str | os.PathLike] = None, runner: str = "local",

@@ -12,6 +12,7 @@ read-only commands and the CLI stay fast):
 
 The local runner decides the span here and passes it to ExampleGen as a static `RangeConfig`, so the
 span ingested is the span checked; on Kubeflow the range is a runtime parameter set by the scheduler.
+With `data.window: K`, the K - 1 older window slots get their spans here too (`previous_slots`).
 """
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ import glob
 import os
 import re
 from pathlib import Path
-from typing import Optional
+from typing import Collection, Optional
 
 from pipeline.config import ConfigError
 
@@ -104,6 +105,23 @@ def choose(data_path: str, requested: Optional[int]) -> SpanChoice:
         raise ConfigError(f"data.path: no span matches {data_path!r} yet; write span data there "
                           f"(e.g. {span_path(data_path, 1)!r}) or fix the path")
     return SpanChoice(available[-1], False, available)
+
+
+def previous_slots(span: Optional[int], window: int,
+                   available: Optional[Collection[int]] = None) -> tuple[Optional[int], ...]:
+    """The spans of a window's older slots, newest first: span - 1, ..., span - window + 1.
+
+    A slot whose span does not exist (below 0, or missing from `available` when the spans present are
+    known) repeats `span`: fewer spans than the window exist, and ExamplesWindow counts a span once. With
+    `span` None (the latest, resolved where ExampleGen runs) every slot is None: the latest again, so
+    the window holds that one span.
+    """
+    def present(candidate: int) -> bool:
+        return candidate >= 0 and (available is None or candidate in available)
+
+    if span is None:
+        return (None,) * (window - 1)
+    return tuple(span - slot if present(span - slot) else span for slot in range(1, window))
 
 
 def ingested_spans(metadata_path: Path) -> list[int]:

@@ -147,7 +147,7 @@ def test_span_argument_is_the_range_config_example_gen_reads():
     from tfx.proto import range_config_pb2
     from tfx.utils import proto_utils
 
-    parsed = proto_utils.json_to_proto(kubeflow.span_argument(7)[kubeflow.SPAN_PARAMETER], range_config_pb2.RangeConfig())
+    parsed = proto_utils.json_to_proto(kubeflow.span_arguments(7)[kubeflow.SPAN_PARAMETER], range_config_pb2.RangeConfig())
     assert parsed.static_range.start_span_number == parsed.static_range.end_span_number == 7
     latest = proto_utils.json_to_proto(kubeflow.LATEST_SPAN, range_config_pb2.RangeConfig())
     assert latest.rolling_range.num_spans == 1
@@ -201,11 +201,59 @@ def test_recurring_run_of_a_span_pipeline_passes_the_span_range(compiled_with_sp
     assert kubeflow.schedule(out / "a.json", host="http://kfp", cron="0 3 * * *", experiment="e", job_name="j") == "rr-42"
     assert _FakeKfpClient.calls[-1][1]["params"] == {kubeflow.SPAN_PARAMETER: kubeflow.LATEST_SPAN}
     kubeflow.schedule(out / "a.json", host="http://kfp", cron="0 3 * * *", experiment="e", job_name="j",
-                      arguments=kubeflow.span_argument(4))
-    assert _FakeKfpClient.calls[-1][1]["params"] == kubeflow.span_argument(4)
+                      arguments=kubeflow.span_arguments(4))
+    assert _FakeKfpClient.calls[-1][1]["params"] == kubeflow.span_arguments(4)
 
 
 def test_bad_cron_is_a_config_error():
     with pytest.raises(config.ConfigError, match="expected 5 fields"):
         kubeflow.kfp_cron("every day")
     assert kubeflow.kfp_cron("*/5 * * * * *") == "*/5 * * * * *"
+
+
+# --- data.window: one ExampleGen per window slot, gathered by ExamplesWindow ---------------------------------
+
+@pytest.fixture(scope="module")
+def compiled_with_window(tmp_path_factory):
+    loaded = _span_config(path="data/penguins/span-{SPAN}", window=3)
+    model = loaded.cfg.model.model_copy(update={"warm_start": True})
+    loaded = loaded.model_copy(update={"cfg": loaded.cfg.model_copy(update={"model": model})})
+    out = tmp_path_factory.mktemp("window")
+    jobs = [json.loads(kubeflow.compile_pipeline(loaded, out / f"{name}.json", pipeline_root=str(out / "root"))
+                       .read_text()) for name in ("a", "b")]
+    return jobs
+
+
+def test_window_compiles_with_one_span_parameter_per_slot(compiled_with_window):
+    """One spec with spans, a window, warm start and infra validation: strict, deterministic, wired."""
+    job, again = compiled_with_window
+    json_format.ParseDict(job, pipeline_spec_pb2.PipelineJob())  # unknown fields raise
+    assert job == again, "compiling twice is identical"
+    spec = job["pipelineSpec"]
+    names = [kubeflow.SPAN_PARAMETER, kubeflow.previous_span_parameter_name(1), kubeflow.previous_span_parameter_name(2)]
+    assert set(spec["root"]["inputDefinitions"]["parameters"]) == set(names)
+    assert job["runtimeConfig"]["parameters"] == {name: {"stringValue": kubeflow.LATEST_SPAN} for name in names}
+    tasks = spec["root"]["dag"]["tasks"]
+    for slot in (1, 2):
+        example_gen = tasks[f"CsvExampleGen_previous_{slot}"]["inputs"]["parameters"]
+        assert example_gen["range_config"] == {"componentInputParameter": kubeflow.previous_span_parameter_name(slot)}
+    window = tasks["ExamplesWindow"]["inputs"]["artifacts"]
+    assert window["examples"]["taskOutputArtifact"]["producerTask"] == "CsvExampleGen"
+    assert window["previous_examples_2"]["taskOutputArtifact"]["producerTask"] == "CsvExampleGen_previous_2"
+    assert window["validated_statistics"]["taskOutputArtifact"]["producerTask"] == "AcceptValidatedData"
+    transform = tasks["Transform"]["inputs"]["artifacts"]["examples"]["taskOutputArtifact"]
+    assert transform == {"producerTask": "ExamplesWindow", "outputArtifactKey": "window_examples"}
+    evaluator = tasks["Evaluator"]["inputs"]["artifacts"]["examples"]["taskOutputArtifact"]
+    assert evaluator["producerTask"] == "CsvExampleGen", "the model is judged on the newest span"
+    assert tasks["StatisticsGen"]["inputs"]["artifacts"]["examples"]["taskOutputArtifact"]["producerTask"] == "CsvExampleGen"
+    assert "base_model" in tasks["Trainer"]["inputs"]["artifacts"]
+    assert {"InfraValidator", "Evaluator"} <= set(tasks["Pusher"]["dependentTasks"])
+
+
+def test_span_arguments_fill_the_window_slots_with_the_spans_before():
+    arguments = kubeflow.span_arguments(5, window=3)
+    spans = {name: json.loads(value)["staticRange"]["startSpanNumber"] for name, value in arguments.items()}
+    assert spans == {kubeflow.SPAN_PARAMETER: 5, kubeflow.previous_span_parameter_name(1): 4,
+                     kubeflow.previous_span_parameter_name(2): 3}
+    early = kubeflow.span_arguments(0, window=2)
+    assert json.loads(early[kubeflow.previous_span_parameter_name(1)])["staticRange"]["startSpanNumber"] == 0

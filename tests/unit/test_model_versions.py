@@ -1,6 +1,7 @@
 """Pushed versions read from files and ML Metadata; rollback and promotion as label changes in models.config."""
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -8,6 +9,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from components import validation_report
 from pipeline import model_versions, tfma_results
 from pipeline.model_versions import VersionError
 from serving import model_config, request_log, version_labels
@@ -41,14 +43,17 @@ def _stored(store, uri: str):
     return artifact
 
 
-def _push_run(store, tmp_path: Path, run_id: str, span: int, version: int, accuracy: float) -> None:
-    """ExampleGen -> Transform -> Trainer -> Evaluator -> Pusher, linked as TFX links them."""
+def _push_run(store, tmp_path: Path, run_id: str, span: int, version: int, accuracy: float, window=None) -> None:
+    """ExampleGen -> Transform -> Trainer -> Evaluator -> Pusher, linked as TFX links them (with `window`,
+    the Examples Transform reads are ExamplesWindow's, recording the spans they hold)."""
     run = mlmd_records.start_run(store, run_id)
     root = tmp_path / "pipeline_root" / run_id
     a = mlmd_records.artifact
     # TFX 1.16 declares `span` on the Examples type; later releases record it as a custom property.
     examples = (a("Examples", f"{root}/examples", properties={"span": span}) if span % 2
                 else a("Examples", f"{root}/examples", span=span))
+    if window is not None:
+        examples.custom_properties[validation_report.WINDOW_SPANS_PROPERTY].string_value = json.dumps(window)
     mlmd_records.record(store, run, "CsvExampleGen", outputs={"examples": examples})
     mlmd_records.record(store, run, "Transform", inputs={"examples": _stored(store, f"{root}/examples")},
                         outputs={"transformed_examples": a("Examples", f"{root}/transformed")})
@@ -90,6 +95,16 @@ def test_pushed_versions_carry_span_blessing_metrics_and_labels(workdir):
         (1, (1,), True, ()), (2, (2,), True, ("stable",))]
     assert versions[1].metrics == {"example_count": 60.0, "sparse_categorical_accuracy": 0.95}
     assert versions[0].pushed_at <= versions[1].pushed_at
+
+
+def test_a_version_trained_on_a_window_lists_the_window_spans(workdir):
+    (workdir / "serving_model" / "penguin" / "3").mkdir()
+    store = mlmd_records.writable_store(workdir / "metadata.sqlite")
+    _push_run(store, workdir, "run-3", span=4, version=3, accuracy=0.96, window=[2, 4])
+    del store
+    config = model_versions.default_config_path(_serving(workdir))
+    versions = model_versions.pushed_versions(_serving(workdir), "penguin", workdir / "metadata.sqlite", config)
+    assert [v.spans for v in versions] == [(1,), (2,), (2, 4)]
 
 
 def test_without_a_metadata_store_versions_come_from_the_files(workdir):

@@ -127,3 +127,27 @@ def test_spans_and_every_distance_are_read_from_the_store(tmp_path, loaded):
     validation = result.data_validation
     assert (validation.span, validation.baseline_span, validation.distances) == (3, 2, distances)
     assert run_outcome.collect(loaded, path).span is None, "no {SPAN} in data.path: no span to show"
+
+
+def test_the_window_trained_on_is_read_from_the_store_and_summarised(tmp_path, loaded):
+    from rich.console import Console
+    import io
+
+    from pipeline import report
+
+    path = tmp_path / "metadata.sqlite"
+    store = mlmd_records.writable_store(path)
+    run = mlmd_records.start_run(store, "run-1")
+    mlmd_records.record(store, run, "CsvExampleGen", outputs={"examples": mlmd_records.artifact("Examples", span=4)})
+    window = mlmd_records.artifact("Examples", span=4, **{
+        validation_report.WINDOW_SPANS_PROPERTY: "[2, 4]", validation_report.UNVALIDATED_SPANS_PROPERTY: "[3]",
+        validation_report.WINDOW_SIZE_PROPERTY: 3})
+    mlmd_records.record(store, run, "ExamplesWindow", outputs={"window_examples": window})
+    result = run_outcome.collect(loaded.model_copy(update={"data_path": str(tmp_path / "span-{SPAN}")}), path)
+    assert result.span == 4, "the newest span is ExampleGen's, not a window slot's"
+    assert result.window == run_outcome.Window(spans=[2, 4], unvalidated=[3], size=3)
+    out = io.StringIO()
+    report.print_run_summary(result, Console(file=out, width=200))
+    assert ("Window trained on span(s) 2, 4 (2 of data.window 3); left out span(s) 3: never accepted by the "
+            "data gate") in out.getvalue()
+    assert report.window_line(run_outcome.Window([1], [], 3)).endswith("fewer spans than the window exist yet")

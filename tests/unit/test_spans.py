@@ -65,11 +65,38 @@ def test_config_accepts_span_paths_and_checks_the_directory_above(tmp_path):
 @pytest.mark.parametrize("data, message", [
     ({"path": "a/{SPAN}/b/{SPAN}"}, "holds {SPAN} 2 times"),
     ({"path": "data/penguins", "window": 3}, "window 3 needs spans"),
-    ({"path": "data/span-{SPAN}", "window": 3}, "window 3: training on several spans is not supported yet"),
 ])
 def test_span_config_mistakes(data, message):
     with pytest.raises(ValueError, match=message):
         config.DataConfig(**data)
+
+
+def test_a_window_is_accepted_with_spans():
+    assert config.DataConfig(path="data/span-{SPAN}", window=3).window == 3
+
+
+@pytest.mark.parametrize("span, window, available, expected", [
+    (5, 1, None, ()),
+    (5, 3, None, (4, 3)),
+    (5, 3, (1, 3, 5), (5, 3)),  # span 4 is missing: its slot repeats the newest (counted once)
+    (1, 3, (1,), (1, 1)),  # fewer spans than the window: train on those there are
+    (1, 3, None, (0, 1)),  # nothing below span 0
+    (None, 3, None, (None, None)),  # the latest, resolved where ExampleGen runs: the window holds it alone
+])
+def test_previous_window_slots(span, window, available, expected):
+    assert spans.previous_slots(span, window, available) == expected
+
+
+def test_the_runner_fills_the_window_with_the_spans_present(tmp_path):
+    data = _span_data(tmp_path, (1, 2, 4))
+    raw = config.load(ROOT / "configs/penguin.yaml", data=str(data / "span-{SPAN}"))
+    loaded = raw.model_copy(update={"cfg": raw.cfg.model_copy(update={
+        "data": raw.cfg.data.model_copy(update={"window": 3})})})
+    latest, _ = runners.choose_span(loaded, None)
+    assert (latest.span, latest.previous_spans) == (4, (4, 2))
+    backfill, _ = runners.choose_span(loaded, 2)
+    assert (backfill.span, backfill.previous_spans) == (2, (1, 2))
+    assert runners.pipeline_paths(backfill, runners.Workdir(tmp_path / "work")).previous_spans == (1, 2)
 
 
 def test_preflight_reads_the_chosen_span(tmp_path):
