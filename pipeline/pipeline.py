@@ -226,7 +226,13 @@ def create_pipeline(loaded: LoadedConfig, paths: PipelinePaths, *, beam_args: li
     validation = _data_validation(cfg, paths, example_gen, statistics_gen, schema_gen, example_validator)
     transform = tfx.components.Transform(
         examples=example_gen.outputs["examples"], schema=schema_gen.outputs["schema"],
-        preprocessing_fn=PREPROCESSING_FN, custom_config=cfg.trainer_config())
+        preprocessing_fn=PREPROCESSING_FN, custom_config=cfg.transform_config(),
+        # StatisticsGen and the gate already computed and checked the input's statistics; Transform's own
+        # pre/post-transform TFDV passes would repeat that work in two more Beam stages.
+        disable_statistics=True,
+        # The analyzer cache only pays off when a later run analyses some of the same inputs again (a
+        # window of spans); a run trains on one span (data.window: 1), so the cache would be written, never read.
+        disable_analyzer_cache=True)
     transform.add_upstream_node(validation[-1])  # ordering only: Transform's cache key stays its data
     tuner = None
     if cfg.tuning:  # KerasTuner search; its best hyper-parameters feed the Trainer
