@@ -26,10 +26,10 @@ logger = logging.getLogger(__name__)
 #: The runner Beam's DirectRunner runs TFX's batch pipelines on anyway (FnApiRunner; it honours
 #: --direct_running_mode and --direct_num_workers), named so that the DirectRunner does not first try
 #: the Prism runner in every Beam stage: Prism downloads its binary from GitHub on first use (a failed
-#: attempt offline, ~1 s per stage here, before falling back).
+#: attempt offline, which first starts a worker pool: 1-30 s per stage here, before falling back).
 LOCAL_BEAM_RUNNER = "--runner=FnApiRunner"
 #: Flags that tell TFX how Beam's workers get the code. Without one, TFX builds a ~49 MB sdist of itself
-#: for every Beam component (tfx/utils/dependency_utils.py: 2.5-7 s each here, left behind in /tmp)
+#: for every Beam component (tfx/utils/dependency_utils.py: 2.5-16 s each here, left behind in /tmp)
 #: so that remote workers could install it.
 _DEPENDENCY_FLAGS = ("--extra_package", "--extra_packages", "--setup_file", "--requirements_file",
                      "--worker_harness_container_image", "--sdk_container_image")
