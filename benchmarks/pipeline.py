@@ -84,6 +84,13 @@ def timed_process(command: list[str], log_path: Path) -> dict:
             "peak_rss_mb": round(usage.ru_maxrss / 1024), "exit": process.returncode, "log": str(log_path)}
 
 
+def run_count(metadata_path: Path) -> int:
+    """How many pipeline runs a TFX metadata store holds."""
+    from pipeline import run_outcome
+
+    return len(run_outcome.run_contexts(run_outcome.open_store(metadata_path))) if metadata_path.exists() else 0
+
+
 def component_seconds(metadata_path: Path) -> dict[str, dict]:
     """{node id: {state, seconds}} of the latest pipeline run in a TFX metadata store."""
     from pipeline import run_outcome
@@ -96,9 +103,11 @@ def component_seconds(metadata_path: Path) -> dict[str, dict]:
 
 
 def measure(label: str, command: list[str], metadata_path: Path, logs: Path) -> dict:
+    """One process's figures; no components when it recorded no run (a repeat answered from the last one)."""
     print(f"  {label} ...", file=sys.stderr, flush=True)
+    runs_before = run_count(metadata_path)
     figures = timed_process(command, logs / f"{label}.log")
-    figures["components"] = component_seconds(metadata_path)
+    figures["components"] = component_seconds(metadata_path) if run_count(metadata_path) > runs_before else {}
     in_components = sum(c["seconds"] for c in figures["components"].values())
     figures["outside_components"] = round(figures["seconds"] - in_components, 1)
     if figures["exit"] != 0:
