@@ -5,8 +5,8 @@ model's hyper-parameters, the evaluation thresholds and slices, and where the mo
 model rejects unknown keys, so a typo fails loudly instead of being silently ignored, and `load()`
 turns pydantic's errors into one message per problem naming the key, the value and the fix.
 
-The trainer never imports this module: `PipelineConfig.trainer_config()` flattens what Transform and
-Trainer need into a plain dict that travels through TFX's `custom_config`.
+The trainer never imports this module: `PipelineConfig.transform_config()` and `trainer_config()` flatten
+what Transform and Trainer need into plain dicts that travel through TFX's `custom_config`.
 """
 from __future__ import annotations
 
@@ -537,14 +537,25 @@ class PipelineConfig(_Strict):
     def feature(self, name: str) -> FeatureConfig:
         return next(f for f in self.features if f.name == name)
 
-    def trainer_config(self) -> dict[str, Any]:
-        """The plain-data view Transform and Trainer receive through `custom_config`."""
+    def transform_config(self) -> dict[str, Any]:
+        """The plain-data view Transform receives through `custom_config`: what `preprocessing_fn` reads.
+
+        No hyper-parameters: TFX re-runs a component whose parameters change, and Transform (with its
+        Beam analysis) must not re-run when only `model:` does.
+        """
         return {
             "task": self.task,
             "features": [f.model_dump() for f in self.features],
             "crosses": [list(cross) for cross in self.crosses],
             "cross_hash_buckets": self.cross_hash_buckets,
             "label": self.label.model_dump(include={"name", "classes", "positive_class", "normalize", "class_weights"}),
+        }
+
+    def trainer_config(self) -> dict[str, Any]:
+        """The plain-data view Trainer and Tuner receive through `custom_config`: Transform's, plus the
+        model's hyper-parameters and the search."""
+        return {
+            **self.transform_config(),
             "model": self.model.model_dump(),
             "tuning": self.tuning.model_dump() if self.tuning else None,
         }

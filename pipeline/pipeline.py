@@ -255,7 +255,13 @@ def create_pipeline(loaded: LoadedConfig, paths: PipelinePaths, *, beam_args: li
     training_examples = window[-1].outputs["window_examples"] if window else example_gen.outputs["examples"]
     transform = tfx.components.Transform(
         examples=training_examples, schema=schema_gen.outputs["schema"],
-        preprocessing_fn=PREPROCESSING_FN, custom_config=cfg.trainer_config())
+        preprocessing_fn=PREPROCESSING_FN, custom_config=cfg.transform_config(),
+        # StatisticsGen and the gate already computed and checked the input's statistics; Transform's own
+        # pre/post-transform TFDV passes would repeat that work in two more Beam stages.
+        disable_statistics=True,
+        # The analyzer cache pays off only when a later run analyses the same input artifact again; every
+        # run's input is new (one span, or a window copied into a new artifact), so it would never be read.
+        disable_analyzer_cache=True)
     transform.add_upstream_node(validation[-1])  # ordering only: Transform's cache key stays its data
     tuner = None
     if cfg.tuning:  # KerasTuner search; its best hyper-parameters feed the Trainer

@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Optional
 
-from pipeline import preflight, progress, recovery, run_outcome, spans
+from pipeline import preflight, progress, recovery, run_fingerprint, run_outcome, spans
 from pipeline.config import ConfigError, LoadedConfig
 from pipeline.uris import is_remote
 
@@ -22,6 +22,32 @@ if TYPE_CHECKING:  # pipeline.pipeline imports TFX: `tfxpipe report` uses Workdi
     from pipeline.pipeline import PipelinePaths
 
 logger = logging.getLogger(__name__)
+
+#: The runner Beam's DirectRunner runs TFX's batch pipelines on anyway (FnApiRunner; it honours
+#: --direct_running_mode and --direct_num_workers), named so that the DirectRunner does not first try
+#: the Prism runner in every Beam stage: Prism downloads its binary from GitHub on first use (a failed
+#: attempt offline, which first starts a worker pool: 1-30 s per stage here, before falling back).
+LOCAL_BEAM_RUNNER = "--runner=FnApiRunner"
+#: Flags that tell TFX how Beam's workers get the code. Without one, TFX builds a ~49 MB sdist of itself
+#: for every Beam component (tfx/utils/dependency_utils.py: 2.5-16 s each here, left behind in /tmp)
+#: so that remote workers could install it.
+_DEPENDENCY_FLAGS = ("--extra_package", "--extra_packages", "--setup_file", "--requirements_file",
+                     "--worker_harness_container_image", "--sdk_container_image")
+
+
+def local_beam_args(args: list[str], image: str) -> list[str]:
+    """Beam arguments for stages that run on this machine, in this interpreter or its child processes.
+
+    Unless `args` choose a runner, the stages run on LOCAL_BEAM_RUNNER, and unless they say how workers
+    get the code, they say the workers' image is `image` (the pipeline image, with TFX and this project
+    installed): one of the flags TFX honours, and one local runners ignore, as their workers are this
+    interpreter. A runner given in `args` keeps TFX's packaging, which remote workers need.
+    """
+    if any(arg.startswith("--runner") for arg in args):
+        return list(args)
+    given = {arg.split("=", 1)[0] for arg in args}
+    dependency = [] if given & set(_DEPENDENCY_FLAGS) else [f"--sdk_container_image={image}"]
+    return [LOCAL_BEAM_RUNNER, *args, *dependency]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -93,6 +119,9 @@ def run_local(loaded: LoadedConfig, *, workdir: Optional[str | os.PathLike] = No
     Raises ConfigError, before any TFX work, when the input files are structurally malformed or the
     span does not exist, and spans.NoNewSpan when the latest span was already ingested (and `span`
     was not given: a deliberate backfill may re-run any span).
+    A run that would only repeat the last successful one (same config, data, code and stack; see
+    pipeline.run_fingerprint) returns that run's outcome, read from ML Metadata, with its components
+    shown cached, without importing TFX.
     """
     loaded, choice = choose_span(loaded, span)
     preflight.check_input_files(loaded)
@@ -104,7 +133,15 @@ def run_local(loaded: LoadedConfig, *, workdir: Optional[str | os.PathLike] = No
         interrupted = recovery.close_interrupted_executions(layout.metadata_path)
         if choice is not None:  # after closing orphans: an interrupted run's span may be resumed
             spans.check_new(choice, layout.metadata_path)
-        result = _run_with_progress(loaded, layout, runner, extra_beam_args, verbose, show_progress)
+        started = time.time()
+        digest = run_fingerprint.fingerprint(loaded, runner, extra_beam_args)
+        result = _repeat_of_last_run(loaded, layout, digest, started)
+        if result is None:
+            run_fingerprint.forget(layout.root)
+            result = _run_with_progress(loaded, layout, runner, extra_beam_args, verbose, show_progress)
+            if result.succeeded and digest:
+                latest = run_outcome.run_contexts(run_outcome.open_store(layout.metadata_path))[-1]
+                run_fingerprint.write(layout.root, run_fingerprint.LastRun(digest, latest.name))
     result.recovered = interrupted
     result.report_path = write_report(layout, result)
     return result
@@ -127,13 +164,36 @@ def write_report(layout: Workdir, result: run_outcome.RunResult) -> Optional[Pat
         return None
 
 
+def _repeat_of_last_run(loaded: LoadedConfig, layout: Workdir, digest: Optional[str],
+                        started: float) -> Optional[run_outcome.RunResult]:
+    """The last run's outcome, its components shown cached, when this run would only repeat it, else None.
+
+    A repeat: the last successful run had the same fingerprint (pipeline.run_fingerprint), it is still
+    the latest run in the store, and the model it pushed is still there.
+    """
+    last = run_fingerprint.read(layout.root)
+    if digest is None or last is None or last.fingerprint != digest or not layout.metadata_path.exists():
+        return None
+    runs = run_outcome.run_contexts(run_outcome.open_store(layout.metadata_path))
+    if not runs or runs[-1].name != last.run_context:
+        return None
+    result = run_outcome.collect(loaded, layout.metadata_path, started=started)
+    if not result.succeeded or (result.pushed_path and not Path(result.pushed_path).exists()):
+        return None
+    logger.info("Nothing changed since run %s (config, data, code, stack): its outcome, components cached",
+                last.run_context)
+    result.components = [dataclasses.replace(c, state="cached", seconds=0.0) if c.state == "complete" else c
+                         for c in result.components]
+    return result
+
+
 def _run_with_progress(loaded: LoadedConfig, layout: Workdir, runner: str, extra_beam_args: Optional[list[str]],
                        verbose: int, show_progress: bool) -> run_outcome.RunResult:
     from tfx import v1 as tfx
 
     from pipeline.pipeline import create_pipeline
 
-    beam_args = list(loaded.cfg.beam.args) + list(extra_beam_args or [])
+    beam_args = local_beam_args(list(loaded.cfg.beam.args) + list(extra_beam_args or []), loaded.cfg.kubeflow.image)
     tfx_pipeline = create_pipeline(loaded, pipeline_paths(loaded, layout), beam_args=beam_args)
     if runner == "local":
         dag_runner = tfx.orchestration.LocalDagRunner()

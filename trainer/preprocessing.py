@@ -39,7 +39,7 @@ def preprocessing_fn(inputs: Mapping[str, TensorLike], custom_config: Optional[M
 
     The label is transformed only when present in `inputs`, so the same graph serves unlabeled data.
     """
-    config = trainer_config.parse(custom_config, "preprocessing_fn")
+    config = trainer_config.parse_transform(custom_config, "preprocessing_fn")
     outputs = {spec.transformed_name: transform_feature(inputs[spec.name], spec) for spec in config.features}
     for cross in config.crosses:
         members = [_cross_member(inputs[name], config.feature(name), outputs) for name in cross]
@@ -64,7 +64,7 @@ def transform_feature(x: TensorLike, spec: trainer_config.FeatureSpec) -> tf.Ten
     return categorical_ids(x, spec.name, top_k=spec.top_k, oov_buckets=spec.oov_buckets)
 
 
-def transform_label(x: TensorLike, config: trainer_config.TrainerConfig) -> tf.Tensor:
+def transform_label(x: TensorLike, config: trainer_config.TransformConfig) -> tf.Tensor:
     """The label as the task's loss expects it (see the module docstring)."""
     if config.is_regression:
         return to_dense_column(tf.cast(x, tf.float32), default_value=float("nan"))

@@ -1,9 +1,11 @@
 """The trainer's view of its `custom_config`, parsed once into frozen, typed objects.
 
-Transform and Trainer receive their configuration as a plain dict (`PipelineConfig.trainer_config()`),
-because the trainer package must run in any container without `pipeline/`. `run_fn` and
-`preprocessing_fn` turn that dict into a `TrainerConfig` on their first line; every other trainer
-module takes the typed object, so no module reads a key with `.get(key, default)`.
+Transform and Trainer receive their configuration as a plain dict (`PipelineConfig.transform_config()`
+and `PipelineConfig.trainer_config()`), because the trainer package must run in any container without
+`pipeline/`. `preprocessing_fn` turns its dict into a `TransformConfig` and `run_fn` into a
+`TrainerConfig` on their first line; every other trainer module takes the typed object, so no module
+reads a key with `.get(key, default)`. Transform's dict holds no hyper-parameters: TFX caches a
+component by its inputs and parameters, so changing `model.epochs` re-runs the Trainer, not Transform.
 
 These classes have no defaults on purpose: the YAML loader (`pipeline/config.py`) is the one place
 defaults live, and `trainer_config()` always writes every key. A missing or extra key therefore means
@@ -120,16 +122,14 @@ class TuningSpec:
 
 
 @dataclasses.dataclass(frozen=True)
-class TrainerConfig:
-    """Everything Transform and Trainer read from `custom_config`, in config order."""
+class TransformConfig:
+    """What `preprocessing_fn` reads from `custom_config`: the task, features, crosses and label."""
 
     task: str
     features: tuple[FeatureSpec, ...]
     crosses: tuple[tuple[str, ...], ...]
     cross_hash_buckets: int
     label: LabelSpec
-    model: ModelHparams
-    tuning: Optional[TuningSpec]
 
     @property
     def cross_names(self) -> list[str]:
@@ -173,34 +173,60 @@ class TrainerConfig:
         raise KeyError(f"feature {name!r} is not in the config; known: {self.feature_names}")
 
 
+@dataclasses.dataclass(frozen=True)
+class TrainerConfig(TransformConfig):
+    """Everything the Trainer (and Tuner) read from `custom_config`: Transform's view plus the model's
+    hyper-parameters and the optional search."""
+
+    model: ModelHparams
+    tuning: Optional[TuningSpec]
+
+
 def cross_name(features: tuple[str, ...] | list[str]) -> str:
     """`a_X_b` for the cross of features a and b."""
     return "_X_".join(features)
 
 
+def parse_transform(custom_config: Optional[Mapping[str, Any]], consumer: str) -> TransformConfig:
+    """`custom_config` (the dict `PipelineConfig.transform_config()` writes) -> TransformConfig.
+
+    A whole Trainer dict (`trainer_config()`, with `model`) is accepted too and parsed as such: it is a
+    TransformConfig with hyper-parameters, so code that runs `preprocessing_fn` outside the pipeline can
+    hand it the one dict it has.
+    """
+    if custom_config and isinstance(custom_config, Mapping) and "model" in custom_config:
+        return parse(custom_config, consumer)
+    return TransformConfig(**_transform_fields(custom_config, consumer, TransformConfig))
+
+
 def parse(custom_config: Optional[Mapping[str, Any]], consumer: str) -> TrainerConfig:
     """`custom_config` (the dict `PipelineConfig.trainer_config()` writes) -> TrainerConfig.
 
-    `consumer` names the caller (e.g. "preprocessing_fn") so a missing config says who needed it.
+    `consumer` names the caller (e.g. "run_fn") so a missing config says who needed it.
     """
+    fields = _transform_fields(custom_config, consumer, TrainerConfig)
+    return TrainerConfig(**fields, model=_hparams(custom_config["model"]), tuning=_tuning(custom_config["tuning"]))
+
+
+def _transform_fields(custom_config: Optional[Mapping[str, Any]], consumer: str, cls: type) -> dict[str, Any]:
+    """TransformConfig's fields, parsed, from a dict that holds exactly `cls`'s keys."""
     if not custom_config:
         raise TrainerConfigError(
-            f"{consumer} needs custom_config (PipelineConfig.trainer_config()); pass it to the component"
+            f"{consumer} needs custom_config (PipelineConfig.{'trainer' if cls is TrainerConfig else 'transform'}"
+            "_config()); pass it to the component"
         )
-    section = _fields(custom_config, TrainerConfig, "custom_config")
+    section = _fields(custom_config, cls, "custom_config")
     features = section["features"]
     if not isinstance(features, (list, tuple)) or not features:
         raise TrainerConfigError(f"custom_config.features: expected a non-empty list, got {features!r}")
     if section["task"] not in TASKS:
         raise TrainerConfigError(f"custom_config.task: {section['task']!r} is not one of {list(TASKS)}")
-    return TrainerConfig(
+    return dict(
         task=section["task"],
         features=tuple(_feature(f, f"custom_config.features[{i}]") for i, f in enumerate(features)),
         crosses=tuple(tuple(str(name) for name in cross) for cross in section["crosses"]),
         cross_hash_buckets=int(section["cross_hash_buckets"]),
         label=_label(section["label"]),
-        model=_hparams(section["model"]),
-        tuning=_tuning(section["tuning"]),
     )
 
 
@@ -243,6 +269,6 @@ def _fields(raw: Any, cls: type, where: str) -> dict[str, Any]:
     if missing or unknown:
         raise TrainerConfigError(
             f"{where}: missing keys {missing}, unknown keys {unknown}; "
-            "custom_config must be the dict PipelineConfig.trainer_config() writes"
+            "custom_config must be the dict PipelineConfig.transform_config() or trainer_config() writes"
         )
     return {name: raw[name] for name in names}

@@ -96,3 +96,29 @@ def test_agrees_with_pipeline_config_dict():
     assert "island" in [f.name for f in config.categorical_features]
     assert config.model.batch_size_per_replica == loaded.cfg.model.batch_size_per_replica >= 1
     assert config.model.hidden_units == tuple(loaded.cfg.model.hidden_units)
+
+
+def test_transform_config_carries_no_hyper_parameters():
+    """Transform's cache key must not change with model.epochs: its custom_config holds no `model`."""
+    loaded = penguin_loaded_config()
+    longer = penguin_loaded_config(epochs=loaded.cfg.model.epochs + 1)
+    assert loaded.cfg.transform_config() == longer.cfg.transform_config()
+    assert loaded.cfg.trainer_config() != longer.cfg.trainer_config()
+    assert not {"model", "tuning"} & set(loaded.cfg.transform_config())
+
+
+def test_parse_transform_reads_transform_and_trainer_dicts_alike():
+    loaded = penguin_loaded_config()
+    from_transform = trainer_config.parse_transform(loaded.cfg.transform_config(), "test")
+    from_trainer = trainer_config.parse_transform(loaded.cfg.trainer_config(), "test")
+    assert type(from_transform) is trainer_config.TransformConfig
+    assert isinstance(from_trainer, trainer_config.TrainerConfig)
+    for field in dataclasses.fields(trainer_config.TransformConfig):
+        assert getattr(from_transform, field.name) == getattr(from_trainer, field.name)
+
+
+def test_trainer_needs_its_hyper_parameters():
+    with pytest.raises(trainer_config.TrainerConfigError, match=r"missing keys \['model', 'tuning'\]"):
+        trainer_config.parse(penguin_loaded_config().cfg.transform_config(), "run_fn")
+    with pytest.raises(trainer_config.TrainerConfigError, match="preprocessing_fn needs custom_config"):
+        trainer_config.parse_transform(None, "preprocessing_fn")
