@@ -63,7 +63,8 @@ def test_rerun_with_nothing_changed_is_served_from_cache(first_run, workdir):
     result = runners.run_local(loaded, workdir=workdir, show_progress=False)
     assert result.succeeded, result.error
     states = {c.node_id: c.state for c in result.components}
-    # Evaluator runs again once: the first run had no blessed baseline to compare with, this one has.
+    # A repeat of the last run (same config, data, code and stack) is recognised by its fingerprint and
+    # answered from ML Metadata (pipeline/run_fingerprint.py): every component shows as cached.
     for node in ("CsvExampleGen", "StatisticsGen", "ExampleValidator", "Transform", "Trainer"):
         assert states[node] == "cached", (node, states)
     assert _versions(workdir / "serving_model") == _versions(workdir / "serving_model")[:1], "no duplicate push"
