@@ -22,6 +22,7 @@ span lines, and `.gz`/`.bz2` files are decompressed by Apache Beam's file system
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 from typing import Any, BinaryIO, Iterator, Mapping, Optional
 
@@ -102,13 +103,29 @@ def is_data_file(name: str, data_format: str) -> bool:
     return not base.startswith((".", "_")) and base.lower().endswith(DATA_FILE_SUFFIXES[data_format])
 
 
-def open_file(path: str, *, decompress: bool = True) -> BinaryIO:
-    """A binary stream of `path` (local or object store), decompressed by its extension when asked."""
+@contextlib.contextmanager
+def open_file(path: str, *, decompress: bool = True) -> Iterator[BinaryIO]:
+    """A binary stream of `path` (local or object store), decompressed by its extension when asked.
+
+    Beam's file systems open every scheme; decompression is Python's gzip/bz2 rather than Beam's
+    CompressedFile, which pyarrow cannot read (its `closed` is a method, so it always looks closed).
+    """
+    import bz2
+    import gzip
+
     from apache_beam.io.filesystem import CompressionTypes
     from apache_beam.io.filesystems import FileSystems
 
-    compression = CompressionTypes.AUTO if decompress else CompressionTypes.UNCOMPRESSED
-    return FileSystems.open(path, compression_type=compression)
+    kind = CompressionTypes.detect_compression_type(path) if decompress else CompressionTypes.UNCOMPRESSED
+    with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as raw:
+        if kind == CompressionTypes.GZIP:
+            with gzip.GzipFile(fileobj=raw, mode="rb") as stream:
+                yield stream
+        elif kind == CompressionTypes.BZIP2:
+            with bz2.BZ2File(raw, mode="rb") as stream:
+                yield stream
+        else:
+            yield raw
 
 
 def csv_header(path: str, options: ReadOptions) -> list[str]:

@@ -67,7 +67,7 @@ def _records(path: Path, cfg: PipelineConfig) -> Iterator[tuple[int, list[str]]]
     """
     from components.tabular_input import open_file
 
-    with io.TextIOWrapper(open_file(str(path)), encoding="utf-8", newline="") as text:
+    with open_file(str(path)) as binary, io.TextIOWrapper(binary, encoding="utf-8", newline="") as text:
         reader = csv.reader(text, delimiter=cfg.data.delimiter, strict=True)
         start = 1
         try:
@@ -87,7 +87,7 @@ class _UnreadableRecord(Exception):
 
 
 def _structure_problems(path: Path, cfg: PipelineConfig,
-                        expected_header: Optional[list[str]]) -> tuple[list[str], Optional[list[str]]]:
+                        expected: Optional[tuple[Path, list[str]]]) -> tuple[list[str], Optional[list[str]]]:
     """(empty file, header mismatch, rows with the wrong number of columns, broken quoting; the header)."""
     problems: list[str] = []
     records = _records(path, cfg)
@@ -99,8 +99,8 @@ def _structure_problems(path: Path, cfg: PipelineConfig,
                 return [f"{str(path)!r} is empty; it needs a header row and data rows"], None
             header = first[1]
             _check_columns(path, header, cfg)
-            if expected_header is not None and header != expected_header:
-                return [f"{path}: its header {header} differs from the other files' {expected_header}; every file "
+            if expected is not None and header != expected[1]:
+                return [f"{path}: its header {header} differs from {expected[0].name}'s {expected[1]}; every file "
                         "of a directory needs the same columns in the same order"], header
         for start, row in records:
             rows += 1
@@ -166,11 +166,11 @@ def check_input_files(loaded: LoadedConfig) -> None:
     if loaded.cfg.data.format == "tfrecord":
         return
     problems: list[str] = []
-    expected_header = None
+    expected = None  # the first file's header: every other file must have it too
     for path in files:
         if loaded.cfg.data.format == "csv":
-            structure, header = _structure_problems(path, loaded.cfg, expected_header)
-            expected_header = expected_header or header
+            structure, header = _structure_problems(path, loaded.cfg, expected)
+            expected = expected or ((path, header) if header else None)
             problems += structure
             if structure:
                 continue
