@@ -20,8 +20,8 @@ import tensorflow as tf
 import yaml
 from rich.console import Console
 
-from components import tabular_input
-from pipeline import config, preflight, report, runners
+from pipeline import config, report, runners
+from tests.support import ingested
 
 ROOT = Path(__file__).resolve().parents[2]
 BUNDLED = ROOT / "data/penguins/penguins.csv"
@@ -82,12 +82,7 @@ def _examples(uri: str) -> list[bytes]:
 @pytest.fixture(scope="module")
 def bundled_examples() -> list[bytes]:
     """The tf.Examples the bundled file gives, encoded in-process by the reader ExampleGen uses."""
-    from tfx_bsl.coders import example_coder
-
-    options = preflight.read_options(config.load(ROOT / "configs/penguin.yaml").cfg)
-    encoder = example_coder.RecordBatchToExamplesEncoder()
-    return sorted(example for _, batch in tabular_input.read_batches(str(BUNDLED), "csv", options)
-                  for example in encoder.encode(tabular_input.as_lists(batch)))
+    return sorted(ingested.examples(BUNDLED))
 
 
 @pytest.fixture(scope="module", params=list(VARIANTS))
