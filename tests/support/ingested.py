@@ -15,10 +15,9 @@ from tests.support.trainer_configs import PROJECT_ROOT
 
 def penguin_read_options(header: Optional[Sequence[str]] = None):
     """The penguin config's read options, narrowed to the configured columns `header` has (all by default)."""
-    from components.tabular_input import ReadOptions
-    from pipeline import config
+    from pipeline import config, preflight
 
-    options = ReadOptions.from_dict(config.load(PROJECT_ROOT / "configs/penguin.yaml").cfg.ingestion_config())
+    options = preflight.read_options(config.load(PROJECT_ROOT / "configs/penguin.yaml").cfg)
     if header is None:
         return options
     return dataclasses.replace(options, numeric=tuple(c for c in options.numeric if c in header),
