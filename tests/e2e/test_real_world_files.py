@@ -25,7 +25,8 @@ from tests.support import ingested
 
 ROOT = Path(__file__).resolve().parents[2]
 BUNDLED = ROOT / "data/penguins/penguins.csv"
-pytestmark = pytest.mark.slow
+# Each variant is one full pipeline run (~2 min alone); on a loaded machine its fixture outlived the 900 s default.
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(1800)]
 
 UNLABELED_ROWS = 3
 
