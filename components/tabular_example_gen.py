@@ -81,8 +81,19 @@ class _ReadFile(beam.DoFn):
                 yield labelled
 
 
+def encode(batch, encoder) -> list[bytes]:
+    """A typed record batch as serialized tf.Examples: tfx_bsl's C++ encoder (`encoder`, a
+    RecordBatchToExamplesEncoder), then re-serialized deterministically. The encoder writes the feature map
+    in a per-process hash order, and ExampleGen assigns train/eval by hashing these bytes: canonical bytes
+    keep a row in the same split on every run, as stock CsvExampleGen's deterministic protos do."""
+    from tensorflow.core.example import example_pb2
+
+    return [example_pb2.Example.FromString(example).SerializeToString(deterministic=True)
+            for example in encoder.encode(tabular_input.as_lists(batch))]
+
+
 class _EncodeExamples(beam.DoFn):
-    """Record batch -> serialized tf.Examples, with tfx_bsl's C++ encoder."""
+    """Record batch -> serialized tf.Examples (`encode`)."""
 
     def setup(self):
         from tfx_bsl.coders import example_coder
@@ -90,7 +101,7 @@ class _EncodeExamples(beam.DoFn):
         self._encoder = example_coder.RecordBatchToExamplesEncoder()
 
     def process(self, batch) -> Iterator[bytes]:
-        yield from self._encoder.encode(tabular_input.as_lists(batch))
+        yield from encode(batch, self._encoder)
 
 
 @beam.ptransform_fn

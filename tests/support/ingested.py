@@ -29,10 +29,11 @@ def examples(csv_path: Path, header: Optional[Sequence[str]] = None) -> list[byt
     from tfx_bsl.coders import example_coder
 
     from components import tabular_input
+    from components.tabular_example_gen import encode
 
     encoder = example_coder.RecordBatchToExamplesEncoder()
     return [example for _, batch in tabular_input.read_batches(str(csv_path), "csv", penguin_read_options(header))
-            for example in encoder.encode(tabular_input.as_lists(batch))]
+            for example in encode(batch, encoder)]
 
 
 def statistics(csv_path: Path, header: Optional[Sequence[str]] = None):
