@@ -42,6 +42,14 @@ class DataConfig(_Strict):
 
     path: str = Field(description="Directory (or single file) holding the input data; may contain {SPAN}.")
     format: Literal["csv", "parquet", "tfrecord"] = "csv"
+    #: CSV field separator (one character: `;`, or "\t" for tab-separated files).
+    delimiter: str = Field(",", min_length=1, max_length=1)
+    #: Cell values that mean "missing", in every column (features and label), CSV and Parquet alike; []
+    #: turns the markers off (an empty numeric or label cell is still missing: it cannot mean anything else).
+    missing_values: list[str] = Field(default_factory=lambda: ["", "NA", "N/A", "NaN", "null"])
+    #: Column names, in order, for CSV files without a header row (every row is then data); by default
+    #: the first row of each file names the columns, and every file of a directory must have the same one.
+    columns: Optional[list[str]] = None
     #: Hash-bucket ratio of the train and eval splits, as ExampleGen's SplitConfig expects.
     train_buckets: int = Field(4, ge=1)
     eval_buckets: int = Field(1, ge=1)
@@ -129,6 +137,9 @@ class LabelConfig(_Strict):
     classes: list[str] = Field(default_factory=list)
     positive_class: Optional[str] = None
     normalize: bool = False
+    #: Rows without a label are dropped before training and evaluation and counted in the run summary;
+    #: true: such a row stops the run instead, naming the file and row.
+    required: bool = False
     #: Classification only: `auto` weighs each class by n / (k * count) on the training data, or a
     #: weight per class name (classes left out weigh 1).
     class_weights: Optional[Literal["auto"] | dict[str, float]] = None
@@ -516,6 +527,10 @@ class PipelineConfig(_Strict):
             raise ValueError(f"features listed twice: {duplicates}")
         if self.label.name in names:
             raise ValueError(f"label '{self.label.name}' is also listed as a feature")
+        if self.data.columns is not None:
+            absent = [c for c in [self.label.name, *names] if c not in self.data.columns]
+            if absent:
+                raise ValueError(f"data.columns {self.data.columns} lacks the configured column(s) {absent}")
         for key, thresholds in (("validation.drift", self.validation.drift), ("validation.skew", self.validation.skew),
                                 ("validation.serving_skew", self.validation.serving_skew)):
             unknown = [k for k in thresholds if k not in names]
@@ -536,6 +551,16 @@ class PipelineConfig(_Strict):
 
     def feature(self, name: str) -> FeatureConfig:
         return next(f for f in self.features if f.name == name)
+
+    def ingestion_config(self) -> dict[str, Any]:
+        """How ExampleGen, the pre-flight checks and serve-check read the files: plain data for
+        `components.tabular_input.ReadOptions` (numeric features, and a regression label, are numbers)."""
+        numeric = [f.name for f in self.features if f.type == "numeric"]
+        text = [f.name for f in self.features if f.type != "numeric"]
+        (numeric if self.task == "regression" else text).insert(0, self.label.name)
+        return {"label": self.label.name, "numeric": numeric, "text": text, "delimiter": self.data.delimiter,
+                "missing_values": list(self.data.missing_values), "column_names": self.data.columns,
+                "label_required": self.label.required}
 
     def transform_config(self) -> dict[str, Any]:
         """The plain-data view Transform receives through `custom_config`: what `preprocessing_fn` reads.
@@ -591,13 +616,20 @@ def _describe(error: dict[str, Any]) -> str:
 
 def _resolve(path: str, base: Path) -> Path:
     p = Path(os.path.expanduser(path))
-    return p if p.is_absolute() else (base / p)
+    return p if p.is_absolute() else Path(os.path.normpath(base / p))
+
+
+#: The one rule for relative paths, as errors and `--help` state it.
+PATH_RULE = ("relative paths in a config are resolved against the folder of the config file; "
+             "--data against the working directory")
 
 
 def load(path: str | os.PathLike, *, data: Optional[str] = None, check_data: bool = True) -> "LoadedConfig":
-    """Parse and validate a YAML config; relative paths are resolved against the project root.
+    """Parse and validate a YAML config; relative paths in it are resolved against its own folder
+    (as kustomize and docker compose do), so a config means the same wherever it is run from.
 
-    `data` overrides `data.path` (the CLI's `--data`). Raises ConfigError with one line per problem.
+    `data` overrides `data.path` (the CLI's `--data`; relative to the working directory, as command-line
+    paths are). Raises ConfigError with one line per problem.
     `check_data` only checks that a local data location exists: what is inside the files (headers,
     columns, rows) is `pipeline.preflight`'s job, run before any TFX work.
     """
@@ -620,17 +652,17 @@ def load(path: str | os.PathLike, *, data: Optional[str] = None, check_data: boo
         problems = "\n".join(f"  - {_describe(e)}" for e in exc.errors())
         raise ConfigError(f"{path}: invalid configuration:\n{problems}") from None
 
-    base = project_root(path)
+    base = path.resolve().parent
     data_path = cfg.data.path if is_remote(cfg.data.path) else str(_resolve(cfg.data.path, base if data is None else Path.cwd()))
     if check_data and not is_remote(data_path) and not Path(_above_spans(data_path)).exists():
-        raise ConfigError(f"data.path: {_above_spans(data_path)!r} does not exist; point it (or --data) at your data directory")
+        raise ConfigError(f"data.path: {_above_spans(data_path)!r} does not exist ({PATH_RULE}); "
+                          "point it (or --data) at your data directory")
     schema_path = None
     if cfg.validation.schema_path:
         schema_path = str(_resolve(cfg.validation.schema_path, base))
         if not Path(schema_path).is_file():
-            raise ConfigError(
-                f"validation.schema_path: {schema_path!r} not found; write a curated schema there or remove the key"
-            )
+            raise ConfigError(f"validation.schema_path: {schema_path!r} not found ({PATH_RULE}); "
+                              "write a curated schema there or remove the key")
     serving_logs = cfg.validation.serving_logs
     if serving_logs and not is_remote(serving_logs):
         serving_logs = str(_resolve(serving_logs, base))
@@ -645,12 +677,6 @@ def _above_spans(data_path: str) -> str:
     return split_pattern(data_path)[0] if has_span(data_path) else data_path
 
 
-def project_root(config_path: Path) -> Path:
-    """Configs live in <root>/configs/; paths inside them are relative to <root>."""
-    config_dir = config_path.resolve().parent
-    return config_dir.parent if config_dir.name == "configs" else config_dir
-
-
 class LoadedConfig(BaseModel):
     """A validated config plus the absolute locations derived from where it was loaded."""
 
@@ -661,7 +687,7 @@ class LoadedConfig(BaseModel):
     #: The data location, with `{SPAN}` kept when the config has it.
     data_path: str
     schema_path: Optional[str] = None
-    #: validation.serving_logs, resolved against the project root.
+    #: validation.serving_logs, resolved against the config file's folder.
     serving_logs: Optional[str] = None
     #: The span this run ingests (chosen by the runner; None: no `{SPAN}` in the path, or not chosen yet).
     span: Optional[int] = None

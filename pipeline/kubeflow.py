@@ -1,9 +1,10 @@
 """Compile the shared pipeline for Kubeflow Pipelines (KubeflowV2DagRunner) and submit it with kfp.
 
 The DAG is the one `create_pipeline` builds for local runs; only paths, Beam arguments, the image and
-container resources change. Paths inside configs (data, curated schema) are re-rooted at the project
-directory inside the pipeline image (`kubeflow.project_root`), so the bundled data and schemas work
-in-cluster without extra uploads; point `kubeflow.data_path` at a bucket for real data.
+container resources change. Local paths (data, curated schema), once resolved as `pipeline.config.load`
+resolves them, are re-rooted from the local project (`local_project_root`) at the project directory
+inside the pipeline image (`kubeflow.project_root`), so the bundled data and schemas work in-cluster
+without extra uploads; point `kubeflow.data_path` at a bucket for real data.
 """
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ import tempfile
 from pathlib import Path
 from typing import Optional
 
-from pipeline.config import ConfigError, LoadedConfig, ResourcesConfig, project_root
+from pipeline.config import ConfigError, LoadedConfig, ResourcesConfig
 from pipeline.uris import is_remote
 from pipeline.pipeline import PipelinePaths, create_pipeline
 from pipeline.spans import has_span, previous_slots
@@ -23,12 +24,19 @@ class SubmitError(RuntimeError):
     """Submission failed for a reason the user can fix (host unreachable, auth, bad package)."""
 
 
+def local_project_root(config_path: Path) -> Path:
+    """The local directory the pipeline image holds at `kubeflow.project_root` (docker/pipeline.Dockerfile
+    copies configs/ and data/ there): the parent of a configs/ folder holding the config, else its folder."""
+    config_dir = config_path.resolve().parent
+    return config_dir.parent if config_dir.name == "configs" else config_dir
+
+
 def _in_image(loaded: LoadedConfig, local_path: Optional[str], key: str = "kubeflow.data_path") -> Optional[str]:
     """Map a path under the local project root to the same path inside the pipeline image."""
     if local_path is None or is_remote(local_path):
         return local_path
     try:
-        relative = Path(local_path).resolve().relative_to(project_root(loaded.source))
+        relative = Path(local_path).resolve().relative_to(local_project_root(loaded.source))
     except ValueError:
         raise ConfigError(
             f"{key}: {local_path!r} is outside the project, so the pipeline image cannot see it; "

@@ -25,11 +25,10 @@ from typing import Optional, Union
 # at the top level (only MetricDirection), and TFX 1.21's shim back-fills some of them but not BinarizationOptions.
 from tensorflow_model_analysis.proto import config_pb2 as tfma
 from tfx import v1 as tfx
-from tfx.components.example_gen.component import FileBasedExampleGen
-from tfx.components.example_gen.custom_executors import parquet_executor
 from tfx.dsl.components.base import executor_spec
 
 from components import atomic_pusher, explained_evaluator
+from components.tabular_example_gen import tabular_example_gen
 from components.data_validation_gate import AcceptValidatedData, DataValidationGate
 from components.examples_window import ExamplesWindow
 from components.infra_validator import InfraValidator
@@ -71,7 +70,10 @@ def _range_config(span):
 
 def _example_gen(cfg: PipelineConfig, data_path: str, span=None):
     """ExampleGen for the configured format; a single file becomes a one-file input pattern, and a
-    `{SPAN}` path a span pattern, ingesting the span `span` names (see PipelinePaths.span)."""
+    `{SPAN}` path a span pattern, ingesting the span `span` names (see PipelinePaths.span).
+
+    CSV and Parquet go through our executor (components.tabular_example_gen: configured types, missing-value
+    markers, unlabeled rows dropped); TFRecords of tf.Example are imported as they are."""
     input_base, pattern = spans.split_pattern(data_path)
     input_config = tfx.proto.Input(splits=[tfx.proto.Input.Split(name="single_split", pattern=pattern)])
     output_config = tfx.proto.Output(split_config=tfx.proto.SplitConfig(splits=[
@@ -81,13 +83,9 @@ def _example_gen(cfg: PipelineConfig, data_path: str, span=None):
     kwargs = dict(input_base=input_base, input_config=input_config, output_config=output_config)
     if spans.has_span(data_path):
         kwargs["range_config"] = _range_config(span)
-    if cfg.data.format == "csv":
-        return tfx.components.CsvExampleGen(**kwargs)
     if cfg.data.format == "tfrecord":
         return tfx.components.ImportExampleGen(**kwargs)
-    return FileBasedExampleGen(
-        custom_executor_spec=executor_spec.BeamExecutorSpec(parquet_executor.Executor), **kwargs
-    ).with_id("ParquetExampleGen")
+    return tabular_example_gen(cfg.data.format, cfg.ingestion_config(), **kwargs)
 
 
 def _direction(metric: str) -> tfma.MetricDirection:

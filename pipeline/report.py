@@ -74,6 +74,11 @@ def print_run_summary(result: RunResult, console: Console | None = None) -> None
         console.print(f"[bold]Span[/] {result.span}", highlight=False)
     if result.window is not None:
         console.print(window_line(result.window), highlight=False)
+    if result.ingestion is not None:
+        dropped = result.ingestion.unlabeled_rows_dropped
+        console.print(f"[bold]Ingested[/] {result.ingestion.rows_read} rows; {dropped} without a label dropped "
+                      "before training and evaluation" + (" (label.required: true stops the run instead)" if dropped else ""),
+                      highlight=False)
     validation = result.data_validation
     verdict = f": {validation.verdict} ({len(validation.findings)} finding(s))" if validation else ""
     console.print(f"[bold]Data validation[/]{verdict}", highlight=False)

@@ -16,7 +16,7 @@ from typing import Callable, Optional
 from ml_metadata.metadata_store import metadata_store
 from ml_metadata.proto import metadata_store_pb2
 
-from components import blessing_record, validation_report
+from components import blessing_record, ingestion_record, validation_report
 from pipeline import tfma_results
 from pipeline.blessing import BlessingDecision, read_decision
 from pipeline.config import LoadedConfig
@@ -113,6 +113,8 @@ class RunResult:
     report_path: Optional[Path] = None
     #: With data.window > 1, once the window was gathered: the spans trained on.
     window: Optional[Window] = None
+    #: Rows ExampleGen read and dropped for a missing label (None: TFRecord input, or not reached).
+    ingestion: Optional[ingestion_record.Ingestion] = None
 
     @property
     def data_rejected(self) -> bool:
@@ -227,11 +229,12 @@ def _read_data_validation(result: RunResult) -> None:
             baseline_span=_custom_int(verdict, validation_report.BASELINE_SPAN_PROPERTY))
 
 
-def _read_span(result: RunResult) -> None:
-    """The span ExampleGen recorded on its Examples artifact."""
+def _read_examples(result: RunResult) -> None:
+    """The span and row counts ExampleGen recorded on its Examples artifact."""
     for component in result.components:
         if component.node_id.endswith("ExampleGen") and component.outputs.get("examples"):
             result.span = artifact_span(component.outputs["examples"][0])
+            result.ingestion = ingestion_record.read(component.outputs["examples"][0])
 
 
 def _read_window(result: RunResult) -> None:
@@ -282,7 +285,7 @@ def _read_push(result: RunResult) -> None:
 
 #: One reader per decision recorded in the store; each fills its own RunResult field.
 DECISION_READERS: tuple[Callable[[RunResult], None], ...] = (
-    _read_span, _read_window, _read_data_validation, _read_evaluation, _read_infra_validation, _read_push)
+    _read_examples, _read_window, _read_data_validation, _read_evaluation, _read_infra_validation, _read_push)
 
 
 class UnknownRun(LookupError):

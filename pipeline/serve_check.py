@@ -7,13 +7,12 @@ Classify for classifiers, Regress for regressors.
 """
 from __future__ import annotations
 
-import csv
 import dataclasses
 from pathlib import Path
 from typing import Any, Iterator, Optional
 
 from pipeline.config import ConfigError, LoadedConfig
-from pipeline.preflight import data_files
+from pipeline.preflight import data_files, read_options
 from trainer import contract
 
 
@@ -32,29 +31,41 @@ class ServeCheck:
 
 def sample_row(loaded: LoadedConfig) -> dict[str, Any]:
     """The first row of the run's data (CSV, Parquet or tf.Example TFRecords) with every configured
-    feature present, typed for JSON: numeric features as floats, the others as the data holds them."""
+    feature present, typed for JSON; CSV and Parquet are read as ExampleGen reads them (missing-value
+    markers, configured types)."""
     features = loaded.cfg.features
-    read_rows = {"csv": _csv_rows, "parquet": _parquet_rows, "tfrecord": _tfrecord_rows}[loaded.cfg.data.format]
-    for path in data_files(loaded):
-        for raw in read_rows(path, [f.name for f in features]):
+    if loaded.cfg.data.format != "tfrecord":
+        row = _tabular_row(loaded)
+        if row is not None:
+            return row
+    for path in data_files(loaded) if loaded.cfg.data.format == "tfrecord" else []:
+        for raw in _tfrecord_rows(path, [f.name for f in features]):
             if all(raw.get(f.name) not in (None, "") for f in features):
                 return {f.name: float(raw[f.name]) if f.type == "numeric" else raw[f.name] for f in features}
     raise ConfigError(f"data.path: no {loaded.cfg.data.format} row in {loaded.data_path!r} has every feature; "
                       "pass a row to query")
 
 
-def _csv_rows(path: Path, columns: list[str]) -> Iterator[dict[str, Any]]:
-    with path.open(newline="") as f:
-        yield from csv.DictReader(f)
+def _tabular_row(loaded: LoadedConfig) -> Optional[dict[str, Any]]:
+    """The first complete CSV or Parquet row, numbers as their shortest float32 text (39.1, not 39.099998...)."""
+    import functools
 
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
 
-def _parquet_rows(path: Path, columns: list[str]) -> Iterator[dict[str, Any]]:
-    import pyarrow.parquet as pq
+    from components.tabular_input import read_batches
 
-    parquet = pq.ParquetFile(path)
-    present = [c for c in columns if c in parquet.schema_arrow.names]
-    for batch in parquet.iter_batches(batch_size=256, columns=present):
-        yield from batch.to_pylist()
+    names = [feature.name for feature in loaded.cfg.features]
+    for path in data_files(loaded):
+        for _, batch in read_batches(str(path), loaded.cfg.data.format, read_options(loaded.cfg)):
+            table = pa.Table.from_batches([batch]).select(names)
+            complete = functools.reduce(pc.and_, [pc.is_valid(column) for column in table.columns])
+            rows = table.filter(complete).slice(0, 1).to_pylist()
+            if rows:
+                return {name: float(np.format_float_positional(np.float32(value))) if isinstance(value, float) else value
+                        for name, value in rows[0].items()}
+    return None
 
 
 def _tfrecord_rows(path: Path, columns: list[str]) -> Iterator[dict[str, Any]]:

@@ -14,7 +14,7 @@ import click
 from pipeline.cli_common import fail_on_config_error
 
 _CONFIG = click.option("--config", "config_path", required=True, type=click.Path(dir_okay=False),
-                       help="Pipeline YAML under configs/.")
+                       help="Pipeline YAML (relative paths inside it resolve against its folder).")
 _WORKDIR = click.option("--workdir", default=None, type=click.Path(file_okay=False),
                         help="Run directory [default: runs/<config name>/].")
 _MODEL_CONFIG = click.option("--model_config_file", "model_config_file", default=None, type=click.Path(dir_okay=False),

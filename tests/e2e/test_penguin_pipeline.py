@@ -73,16 +73,19 @@ def test_rerun_with_nothing_changed_is_served_from_cache(first_run, workdir):
 
 
 def _corrupt_copy(destination: Path) -> Path:
-    """The penguin table with text in a numeric column, an unknown island and a missing species."""
+    """The penguin table with impossible masses (kg for g), an unknown island and an unknown species.
+
+    (Text in a numeric column never gets this far: the pre-flight check stops the run on it, and rows
+    without a species are dropped at ingestion; tests/e2e/test_real_world_files.py covers both.)"""
     destination.mkdir()
     rows = list(csv.DictReader(open(ROOT / "data/penguins/penguins.csv")))
     for i, row in enumerate(rows):
-        if i % 5 == 0:
-            row["body_mass_g"] = "heavy"
+        if i % 5 == 0 and row["body_mass_g"] != "NA":
+            row["body_mass_g"] = str(float(row["body_mass_g"]) / 1000)
         if i % 4 == 0:
             row["island"] = "Atlantis"
         if i % 7 == 0:
-            row["species"] = ""
+            row["species"] = "Unicorn"
     with open(destination / "penguins.csv", "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=list(rows[0]))
         writer.writeheader()

@@ -13,7 +13,7 @@ from tfx.types import standard_artifacts
 from components import serving_skew, validation_report
 from components.data_validation_gate import DataValidationVerdict, record_verdict, serving_skew_section
 from pipeline.cli import main
-from tests.support import mlmd_records
+from tests.support import ingested, mlmd_records
 from tests.support.prediction_logs import penguin_rows, write_logs
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -29,7 +29,7 @@ def training_statistics(tmp_path_factory) -> standard_artifacts.ExampleStatistic
     artifact.uri = str(tmp_path_factory.mktemp("statistics"))
     artifact.split_names = '["train"]'
     (Path(artifact.uri) / "Split-train").mkdir()
-    stats = tfdv.generate_statistics_from_csv(str(ROOT / "data/penguins/penguins.csv"))
+    stats = ingested.statistics(Path(shutil.copy(ROOT / "data/penguins/penguins.csv", artifact.uri)))
     (Path(artifact.uri) / "Split-train" / "FeatureStats.pb").write_bytes(stats.SerializeToString())
     return artifact
 

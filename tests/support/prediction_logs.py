@@ -21,7 +21,7 @@ CATEGORICAL = ("island", "sex")
 def penguin_rows(**overrides: str) -> list[dict]:
     """Complete rows of the bundled table (the logged requests of a healthy day), with `overrides` applied."""
     rows = [r for r in csv.DictReader(open(ROOT / "data/penguins/penguins.csv"))
-            if all(r[name] for name in NUMERIC + CATEGORICAL)]
+            if all(r[name] not in ("", "NA") for name in NUMERIC + CATEGORICAL)]
     return [dict(row, **overrides) for row in rows]
 
 

@@ -38,10 +38,36 @@ def test_bundled_configs_load(name):
     assert loaded.cfg.label.classes or loaded.cfg.task == "regression"
 
 
-def test_paths_resolve_against_project_root(project):
+def test_paths_resolve_against_the_config_files_folder(project, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # the working directory plays no part
     loaded = config.load(project / "configs/penguin.yaml")
     assert loaded.data_path == str(project / "data/penguins")
     assert loaded.schema_path == str(project / "configs/schemas/penguin.pbtxt")
+    elsewhere = project / "my-experiment"  # a config outside configs/, beside its data
+    elsewhere.mkdir()
+    shutil.copy(project / "data/penguins/penguins.csv", elsewhere / "penguins.csv")
+    raw = yaml.safe_load((project / "configs/penguin.yaml").read_text())
+    raw["data"]["path"], raw["validation"]["schema_path"] = "penguins.csv", "../configs/schemas/penguin.pbtxt"
+    (elsewhere / "penguin.yaml").write_text(yaml.safe_dump(raw))
+    loaded = config.load(elsewhere / "penguin.yaml")
+    assert (loaded.data_path, loaded.schema_path) == (str(elsewhere / "penguins.csv"), str(project / "configs/schemas/penguin.pbtxt"))
+
+
+def test_a_missing_file_names_its_resolved_path_and_the_rule(project):
+    path = _edit(project, lambda raw: raw["validation"].update(schema_path="schemas/nope.pbtxt"))
+    expected = str(project / "configs/schemas/nope.pbtxt")
+    with pytest.raises(config.ConfigError, match=rf"validation\.schema_path: '{expected}' not found \(relative paths "
+                                                 r"in a config are resolved against the folder of the config file"):
+        config.load(path)
+    path = _edit(project, lambda raw: raw["data"].update(path="penguins"))
+    with pytest.raises(config.ConfigError, match=rf"data\.path: '{project / 'configs/penguins'}' does not exist \(relative"):
+        config.load(path)
+
+
+def test_headerless_columns_must_name_the_configured_columns(project):
+    path = _edit(project, lambda raw: raw["data"].update(columns=["species", "island"]))
+    with pytest.raises(config.ConfigError, match=r"data\.columns .* lacks the configured column\(s\) \['bill_length_mm'"):
+        config.load(path)
 
 
 def test_trainer_config_is_plain_data(project):

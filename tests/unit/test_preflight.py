@@ -72,3 +72,41 @@ def test_no_data_files(tmp_path):
     loaded = config.load(ROOT / "configs/penguin.yaml", data=str(tmp_path / "data"), check_data=False)
     with pytest.raises(config.ConfigError, match="no csv files"):
         preflight.check_input_files(loaded)
+
+
+def _edited(loaded, data=None, label=None):
+    cfg = loaded.cfg
+    return _with(loaded, data=cfg.data.model_copy(update=data or {}), label=cfg.label.model_copy(update=label or {}))
+
+
+def test_text_in_a_numeric_column_is_rejected_with_value_and_line(tmp_path):
+    quoted = 'Adelie,"Torgersen\nnorth",39.1,18.7,181,3750,male,2007\n'  # a record spanning lines 3-4
+    loaded = _loaded(tmp_path, HEADER + GOOD_ROW + quoted + GOOD_ROW.replace("3750", "abc"))
+    with pytest.raises(config.ConfigError, match=r"penguins\.csv:5: 'abc' in numeric column 'body_mass_g' is not a number"):
+        preflight.check_input_files(loaded)
+
+
+def test_missing_value_markers_pass_and_label_required_refuses_unlabeled_rows(tmp_path):
+    loaded = _loaded(tmp_path, HEADER + GOOD_ROW + "NA,Dream,NA,null,N/A,,NA,2008\n")
+    preflight.check_input_files(loaded)
+    with pytest.raises(config.ConfigError, match=r"penguins\.csv:3: no 'species' label, and label\.required is true"):
+        preflight.check_input_files(_edited(loaded, label={"required": True}))
+
+
+def test_a_directory_needs_one_header(tmp_path):
+    loaded = _loaded(tmp_path, HEADER + GOOD_ROW)
+    reordered = "island,species" + HEADER[len("species,island"):]
+    (tmp_path / "data" / "more.csv").write_text(reordered + "Torgersen,Adelie,39.1,18.7,181,3750,male,2007\n")
+    with pytest.raises(config.ConfigError, match=r"penguins\.csv: its header .* differs from more\.csv's \['island', 'species'"):
+        preflight.check_input_files(loaded)
+
+
+def test_semicolon_gzip_file_is_read_as_example_gen_reads_it(tmp_path):
+    import gzip
+
+    (tmp_path / "data").mkdir()
+    with gzip.open(tmp_path / "data" / "penguins.csv.gz", "wt") as f:
+        f.write((HEADER + GOOD_ROW + GOOD_ROW.replace("181", "1,81")).replace(",", ";").replace("1;81", "1,81"))
+    loaded = _edited(config.load(ROOT / "configs/penguin.yaml", data=str(tmp_path / "data")), data={"delimiter": ";"})
+    with pytest.raises(config.ConfigError, match=r"penguins\.csv\.gz:3: '1,81' in numeric column 'flipper_length_mm'"):
+        preflight.check_input_files(loaded)
