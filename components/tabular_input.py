@@ -107,21 +107,29 @@ def is_data_file(name: str, data_format: str) -> bool:
 def open_file(path: str, *, decompress: bool = True) -> Iterator[BinaryIO]:
     """A binary stream of `path` (local or object store), decompressed by its extension when asked.
 
-    Beam's file systems open every scheme; decompression is Python's gzip/bz2 rather than Beam's
-    CompressedFile, which pyarrow cannot read (its `closed` is a method, so it always looks closed).
+    Local files are opened directly, so the pre-flight checks stay free of Beam (read-only paths of the
+    CLI must not import it); object stores through Beam's file systems, which open every scheme.
+    Decompression is Python's gzip/bz2 rather than Beam's CompressedFile, which pyarrow cannot read (its
+    `closed` is a method, so it always looks closed).
     """
     import bz2
     import gzip
 
-    from apache_beam.io.filesystem import CompressionTypes
-    from apache_beam.io.filesystems import FileSystems
+    from pipeline.uris import is_remote
 
-    kind = CompressionTypes.detect_compression_type(path) if decompress else CompressionTypes.UNCOMPRESSED
-    with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as raw:
-        if kind == CompressionTypes.GZIP:
+    if is_remote(path):
+        from apache_beam.io.filesystem import CompressionTypes
+        from apache_beam.io.filesystems import FileSystems
+
+        opened = FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED)
+    else:
+        opened = open(path, "rb")  # noqa: SIM115 - closed by the `with` below
+    suffix = path.lower().rsplit(".", 1)[-1] if decompress else ""
+    with opened as raw:
+        if suffix == "gz":
             with gzip.GzipFile(fileobj=raw, mode="rb") as stream:
                 yield stream
-        elif kind == CompressionTypes.BZIP2:
+        elif suffix == "bz2":
             with bz2.BZ2File(raw, mode="rb") as stream:
                 yield stream
         else:
