@@ -36,7 +36,6 @@ def _config(tmp_path: Path, window: int = 1, **validation) -> Path:
     raw["validation"].update(schema_path=str(ROOT / "configs/schemas/penguin.pbtxt"), **validation)
     raw["model"].update(epochs=12, early_stopping_patience=3, learning_rate=0.03, warm_start=True)
     raw["evaluation"] = {"thresholds": {"sparse_categorical_accuracy": {"lower_bound": 0.5, "max_decrease": 0.5}}}
-    raw["serving"] = {"infra_validation": False}  # not what these tests check (~30 s a run)
     path = tmp_path / f"penguin-{len(list(tmp_path.glob('*.yaml')))}.yaml"
     path.write_text(yaml.safe_dump(raw))
     return path

@@ -26,7 +26,7 @@ RSS_PER_CYCLE_MB = 0.1  # twice the measured per-cycle figure
 def test_versions_pushed_and_removed_under_load_fail_no_request_and_leak_no_memory(tmp_path):
     seconds = float(os.environ.get("TFXPIPE_SOAK_SECONDS", "20"))
     report = run_soak(SoakOptions(seconds=seconds, rest_clients=4, grpc_clients=2, push_interval=1.0,
-                                  keep_versions=2, warmup_cycles=3), tmp_path)
+                                  keep_versions=2, warmup_cycles=3, min_measured_cycles=4), tmp_path)
 
     assert report.failed_requests == 0, report.failure_messages
     assert report.requests["REST"] > 100 and report.requests["gRPC"] > 100

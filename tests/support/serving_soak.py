@@ -48,6 +48,9 @@ class SoakOptions:
     warmup_cycles: int = 3
     poll_seconds: float = 0.2
     swap_timeout: float = 30.0  # a pushed version not serving by then is reported as not served
+    #: Keep pushing past `seconds` until this many load/unload cycles follow the warm-up (a loaded machine
+    #: swaps slower), for at most `seconds` more; the report's assertions need a few measured cycles.
+    min_measured_cycles: int = 0
 
 
 @dataclasses.dataclass
@@ -188,7 +191,9 @@ class _Soak:
             for push in itertools.count(1):
                 await asyncio.sleep(max(0.0, started + push * options.push_interval - loop.time()))
                 self.memory.settled(cycles=self.pushes.served)
-                if loop.time() - started >= options.seconds:
+                elapsed = loop.time() - started
+                enough = self.pushes.served >= options.warmup_cycles + options.min_measured_cycles
+                if elapsed >= options.seconds and (enough or elapsed >= 2 * options.seconds):
                     break
                 version += 1
                 await asyncio.to_thread(self.store.push, self.base, version, favoured_class=_favoured_class(version))
