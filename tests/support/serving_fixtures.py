@@ -166,16 +166,19 @@ def write_warmup_file(export_dir: Path, rows: list[dict], extra_logs: list | Non
 
 
 def example_bytes(row: dict) -> bytes:
-    """A serialized tf.Example for one JSON-style row (no TensorFlow needed)."""
-    from tensorflow.core.example import example_pb2
+    """A serialized tf.Example for one JSON-style row (no TensorFlow needed); a None value is a feature
+    present without a value, as a missing CSV cell becomes."""
+    from serving import protos
 
-    example = example_pb2.Example()
+    example = protos.load().example_pb2.Example()
     for name, value in row.items():
         feature = example.features.feature[name]
         if isinstance(value, str):
             feature.bytes_list.value.append(value.encode())
         elif isinstance(value, int):
             feature.int64_list.value.append(value)
+        elif value is None:
+            feature.bytes_list.SetInParent()
         else:
             feature.float_list.value.append(float(value))
     return example.SerializeToString()

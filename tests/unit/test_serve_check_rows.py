@@ -5,8 +5,8 @@ import pytest
 
 from pipeline import config as config_lib
 from pipeline.serve_check import sample_row
-from serving import protos
 from serving.request_log import frame
+from tests.support.serving_fixtures import example_bytes
 
 FEATURES = "features: [{name: bill_length_mm, type: numeric}, {name: island, type: categorical}]\n"
 #: The first row lacks island: sample_row must skip it.
@@ -20,21 +20,6 @@ def _loaded(tmp_path, data_format: str):
     config.write_text(f"pipeline_name: p\nmodel_name: m\ndata: {{path: {tmp_path / 'data'}, format: {data_format}}}\n"
                       f"{FEATURES}label: {{name: species, classes: [Adelie, Chinstrap, Gentoo]}}\n")
     return config_lib.load(config)
-
-
-def _example(row: dict) -> bytes:
-    example = protos.load().example_pb2.Example()
-    for name, value in row.items():
-        feature = example.features.feature[name]
-        if isinstance(value, str):
-            feature.bytes_list.value.append(value.encode())
-        elif isinstance(value, int):
-            feature.int64_list.value.append(value)
-        elif value is not None:
-            feature.float_list.value.append(value)
-        else:  # present, but without a value, as a missing CSV cell becomes
-            feature.bytes_list.SetInParent()
-    return example.SerializeToString()
 
 
 def test_csv(tmp_path):
@@ -57,7 +42,7 @@ def test_parquet(tmp_path):
 def test_tfrecord(tmp_path, name, opener):
     (tmp_path / "data").mkdir()
     with opener(tmp_path / "data" / name, "wb") as f:
-        f.write(b"".join(frame(_example(r)) for r in ROWS))
+        f.write(b"".join(frame(example_bytes(r)) for r in ROWS))
     assert sample_row(_loaded(tmp_path, "tfrecord")) == EXPECTED
 
 
