@@ -119,7 +119,8 @@ def run_variant(variant: str, config_path: str, data: str, workdir: str, through
     started = time.perf_counter()
     tfx.orchestration.LocalDagRunner().run(pipeline, run_options=run_options)
     seconds = time.perf_counter() - started
-    runs = run_outcome.latest_run_components(run_outcome.open_store(layout.metadata_path))
+    store = run_outcome.open_store(layout.metadata_path)
+    runs = run_outcome.run_components(store, run_outcome.find_run(store))
     return {"pipeline_seconds": seconds, "beam_args": beam_args,
             "components": {run.node_id: round(run.seconds, 1) for run in runs},
             "states": sorted({run.state for run in runs})}

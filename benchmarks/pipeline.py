@@ -99,7 +99,7 @@ def component_seconds(metadata_path: Path) -> dict[str, dict]:
         return {}
     store = run_outcome.open_store(metadata_path)
     return {c.node_id: {"state": c.state, "seconds": round(c.seconds, 1)}
-            for c in run_outcome.latest_run_components(store)}
+            for c in run_outcome.run_components(store, run_outcome.find_run(store))}
 
 
 def measure(label: str, command: list[str], metadata_path: Path, logs: Path) -> dict:
